@@ -1,0 +1,33 @@
+"""Cluster datasets: the ragged in-memory set and its HDF5 form."""
+
+from pyro_clusters.data.clusters import (
+    CLUSTER_COLUMNS,
+    GALAXY_COLUMNS,
+    GALAXY_SOURCES,
+    ClusterSet,
+    pad,
+)
+from pyro_clusters.data.hdf5 import (
+    ClusterDataset,
+    DatasetError,
+    DatasetWriter,
+    TorchClusterStream,
+    read_dataset,
+    split_indices,
+    write_dataset,
+)
+
+__all__ = [
+    "CLUSTER_COLUMNS",
+    "GALAXY_COLUMNS",
+    "GALAXY_SOURCES",
+    "ClusterDataset",
+    "ClusterSet",
+    "DatasetError",
+    "DatasetWriter",
+    "TorchClusterStream",
+    "pad",
+    "read_dataset",
+    "split_indices",
+    "write_dataset",
+]

@@ -1,0 +1,197 @@
+"""A set of observed clusters in ragged form: galaxy columns plus per-cluster offsets.
+
+Galaxies of cluster i are rows ``offsets[i]:offsets[i + 1]`` of every galaxy column. This is the
+in-memory twin of the HDF5 dataset (:mod:`pyro_clusters.data.hdf5`) and what the simulator
+returns.
+
+Galaxy columns:
+    x_proj, y_proj   projected position relative to the cluster centre [physical h^-1 Mpc]
+    v_los            line-of-sight velocity relative to the cluster [km/s]
+    member           True if bound to the cluster (satellite, central, infalling group, merging
+                     companion); False for interlopers
+    source           int8 code of where the galaxy comes from, see ``GALAXY_SOURCES``
+
+Cluster columns (one value per cluster): at least ``log_m`` = log10(M200c / h^-1 Msun) and
+``n_gal``; the simulator adds its latents (``CLUSTER_COLUMNS`` documents them).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CLUSTER_COLUMNS", "ClusterSet", "GALAXY_COLUMNS", "GALAXY_SOURCES", "pad"]
+
+#: Galaxy-source codes (the ``source`` column).
+GALAXY_SOURCES = {
+    "central": 0,
+    "satellite": 1,
+    "substructure": 2,
+    "merger": 3,
+    "neighbour_central": 4,
+    "neighbour_satellite": 5,
+    "field": 6,
+}
+
+#: Galaxy columns, their dtypes and units.
+GALAXY_COLUMNS = {
+    "x_proj": ("float32", "h^-1 Mpc (physical, projected)"),
+    "y_proj": ("float32", "h^-1 Mpc (physical, projected)"),
+    "v_los": ("float32", "km/s"),
+    "member": ("bool", "true cluster membership"),
+    "source": ("int8", "galaxy source code, see GALAXY_SOURCES"),
+}
+
+#: Cluster columns written by the simulator, their dtypes and meaning.
+CLUSTER_COLUMNS = {
+    "log_m": ("float64", "log10(M200c / h^-1 Msun), the parameter theta"),
+    "n_gal": ("int64", "galaxies in the observation"),
+    "n_members": ("int64", "true members in the observation"),
+    "richness_3d": ("int64", "members of the cluster before selection (satellites + central)"),
+    "r200c": ("float64", "R200c [physical h^-1 Mpc]"),
+    "concentration": ("float64", "c200c of the dark matter"),
+    "beta_inf": ("float64", "outer velocity anisotropy"),
+    "axis_q": ("float64", "intermediate/major axis ratio b/a"),
+    "axis_s": ("float64", "minor/major axis ratio c/a"),
+    "los_major_cos": ("float64", "|cos| of the angle between line of sight and major axis"),
+    "los_minor_cos": ("float64", "|cos| of the angle between line of sight and minor axis"),
+    "has_substructure": ("bool", "an infalling group is present"),
+    "has_merger": ("bool", "a merging secondary halo is present"),
+    "merger_mass_ratio": ("float64", "M_secondary / M_main (0 without merger)"),
+    "vpec_los": ("float64", "cluster's own line-of-sight peculiar velocity [km/s]"),
+}
+
+
+@dataclass
+class ClusterSet:
+    """Clusters in ragged form.
+
+    Attributes:
+        clusters: per-cluster columns, each shape (n_clusters,).
+        galaxies: galaxy columns, each shape (n_galaxies_total,).
+        offsets: int64 array, shape (n_clusters + 1,), offsets[0] = 0.
+    """
+
+    clusters: dict[str, np.ndarray]
+    galaxies: dict[str, np.ndarray]
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.offsets = np.asarray(self.offsets, dtype=np.int64)
+        n = self.offsets.size - 1
+        if n < 0 or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
+            raise ValueError("offsets must start at 0 and be non-decreasing")
+        for name, col in self.clusters.items():
+            if len(col) != n:
+                raise ValueError(f"cluster column {name!r} has {len(col)} rows, expected {n}")
+        for name, col in self.galaxies.items():
+            if len(col) != self.offsets[-1]:
+                raise ValueError(
+                    f"galaxy column {name!r} has {len(col)} rows, expected {self.offsets[-1]}"
+                )
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    @property
+    def n_gal(self) -> np.ndarray:
+        """Galaxies per cluster, shape (n_clusters,)."""
+        return np.diff(self.offsets)
+
+    @property
+    def log_m(self) -> np.ndarray:
+        """log10(M200c / h^-1 Msun), shape (n_clusters,)."""
+        return self.clusters["log_m"]
+
+    def cluster_index(self) -> np.ndarray:
+        """Index of the cluster each galaxy belongs to, shape (n_galaxies_total,)."""
+        return np.repeat(np.arange(len(self)), self.n_gal)
+
+    def galaxies_of(self, i: int) -> dict[str, np.ndarray]:
+        """Galaxy columns of cluster ``i``."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return {k: v[lo:hi] for k, v in self.galaxies.items()}
+
+    def select(self, index: np.ndarray) -> ClusterSet:
+        """Subset (or reorder) clusters by a boolean mask or an integer index array."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        counts = self.n_gal[index]
+        starts = self.offsets[index]
+        rows = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        rows = rows + np.arange(counts.sum())
+        return ClusterSet(
+            clusters={k: v[index] for k, v in self.clusters.items()},
+            galaxies={k: v[rows] for k, v in self.galaxies.items()},
+            offsets=np.concatenate([[0], np.cumsum(counts)]),
+        )
+
+    @staticmethod
+    def concatenate(sets: list[ClusterSet]) -> ClusterSet:
+        """Concatenate cluster sets with the same columns, in order."""
+        if not sets:
+            raise ValueError("nothing to concatenate")
+        counts = np.concatenate([s.n_gal for s in sets])
+        return ClusterSet(
+            clusters={k: np.concatenate([s.clusters[k] for s in sets]) for k in sets[0].clusters},
+            galaxies={k: np.concatenate([s.galaxies[k] for s in sets]) for k in sets[0].galaxies},
+            offsets=np.concatenate([[0], np.cumsum(counts)]),
+        )
+
+    def padded(self, n_max: int, overflow: str = "raise") -> np.ndarray:
+        """Fixed-shape array (n_clusters, n_max, 4) of [x_proj, y_proj, v_los, valid].
+
+        See :func:`pad`.
+        """
+        return pad(self, n_max, overflow=overflow)
+
+
+def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
+        rng: np.random.Generator | None = None) -> np.ndarray:
+    """Zero-pad every cluster to ``n_max`` galaxies with an explicit validity column.
+
+    Zero padding plus a mask works on every sbi path (NaN padding does not; shared/STACK.md).
+
+    Args:
+        clusters: the clusters.
+        n_max: number of galaxy slots.
+        overflow: what to do with a cluster of more than ``n_max`` galaxies: ``"raise"``
+            (default) raises ``ValueError`` naming the cluster; ``"subsample"`` keeps a random
+            ``n_max`` of its galaxies (``rng`` required) -- never silently.
+
+    Returns:
+        float32 array (n_clusters, n_max, 4): x_proj [h^-1 Mpc], y_proj [h^-1 Mpc],
+        v_los [km/s], valid (1.0 for a galaxy, 0.0 for padding).
+    """
+    n_gal = clusters.n_gal
+    too_big = np.flatnonzero(n_gal > n_max)
+    if too_big.size and overflow == "raise":
+        raise ValueError(
+            f"{too_big.size} cluster(s) have more than n_max={n_max} galaxies "
+            f"(largest {n_gal.max()}, first at index {too_big[0]}); raise n_max or pass "
+            "overflow='subsample'"
+        )
+    if overflow not in ("raise", "subsample"):
+        raise ValueError(f"overflow must be 'raise' or 'subsample', got {overflow!r}")
+    out = np.zeros((len(clusters), n_max, 4), dtype=np.float32)
+    g = clusters.galaxies
+    cols = np.column_stack([g["x_proj"], g["y_proj"], g["v_los"], np.ones(len(g["v_los"]))])
+    if too_big.size:
+        if rng is None:
+            raise ValueError("overflow='subsample' needs an rng")
+        keep = np.ones(len(cols), dtype=bool)
+        for i in too_big:
+            lo = clusters.offsets[i]
+            drop = rng.choice(n_gal[i], size=n_gal[i] - n_max, replace=False)
+            keep[lo + drop] = False
+        warnings.warn(
+            f"{too_big.size} cluster(s) randomly subsampled to n_max={n_max} galaxies",
+            stacklevel=2,
+        )
+        cols, n_gal = cols[keep], np.minimum(n_gal, n_max)
+    slot = np.arange(cols.shape[0]) - np.repeat(np.cumsum(n_gal) - n_gal, n_gal)
+    out[np.repeat(np.arange(len(clusters)), n_gal), slot] = cols
+    return out

@@ -1,0 +1,103 @@
+"""Distributions of theta = log10(M200c / h^-1 Msun): the flat training prior and the
+halo-mass-function test distribution.
+
+Papers/001 section 2.3: training sets are flat in log M (no prior imposed by abundance); test
+sets follow the halo mass function. The HMF here is Tinker et al. 2008 for M200c (colossus) at
+the simulator's redshift and cosmology.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from pyro_clusters.cosmology import get_cosmology
+from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
+
+__all__ = ["FlatLogMassPrior", "HaloMassFunctionSampler", "make_sampler"]
+
+
+def _check_range(lo: float, hi: float) -> None:
+    s_lo, s_hi = SUPPORTED_LOG_MASS_RANGE
+    if not (s_lo <= lo < hi <= s_hi):
+        raise ValueError(
+            f"log-mass range [{lo}, {hi}] must be ordered and inside the supported range "
+            f"[{s_lo}, {s_hi}] (log10 M200c / h^-1 Msun)"
+        )
+
+
+@dataclass(frozen=True)
+class FlatLogMassPrior:
+    """Uniform prior on log10(M200c / h^-1 Msun) over [lo, hi]; default 13.5-15.5."""
+
+    lo: float = 13.5
+    hi: float = 15.5
+    name: str = "flat"
+
+    def __post_init__(self) -> None:
+        _check_range(self.lo, self.hi)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` values of log10 M, shape (n,)."""
+        return rng.uniform(self.lo, self.hi, n)
+
+    def to_sbi(self) -> torch.distributions.Distribution:
+        """The same prior as an ``sbi`` BoxUniform over a 1-D theta."""
+        from sbi.utils import BoxUniform
+
+        return BoxUniform(torch.tensor([self.lo]), torch.tensor([self.hi]))
+
+
+@lru_cache(maxsize=8)
+def _hmf_cdf(lo: float, hi: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    from colossus.lss import mass_function
+
+    get_cosmology()
+    grid = np.linspace(lo, hi, 2001)
+    dn = mass_function.massFunction(10.0**grid, z, mdef="200c", model="tinker08", q_out="dndlnM")
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(grid))])
+    return grid, cdf / cdf[-1]
+
+
+@dataclass(frozen=True)
+class HaloMassFunctionSampler:
+    """log10 M drawn from the halo mass function dn/dlogM over [lo, hi] (test sets).
+
+    Default range 14.0-15.3 (the test range of papers/002-style experiments).
+    """
+
+    lo: float = 14.0
+    hi: float = 15.3
+    z: float = 0.117
+    name: str = "hmf"
+
+    def __post_init__(self) -> None:
+        _check_range(self.lo, self.hi)
+        if self.z < 0:
+            raise ValueError(f"z must be >= 0, got {self.z}")
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` values of log10 M by inverting the tabulated HMF CDF, shape (n,)."""
+        grid, cdf = _hmf_cdf(self.lo, self.hi, self.z)
+        return np.interp(rng.random(n), cdf, grid)
+
+    def density(self, log_m: np.ndarray) -> np.ndarray:
+        """Normalised density in log10 M (per dex), zero outside [lo, hi]."""
+        grid, cdf = _hmf_cdf(self.lo, self.hi, self.z)
+        pdf = np.gradient(cdf, grid)
+        return np.where((log_m >= self.lo) & (log_m <= self.hi), np.interp(log_m, grid, pdf), 0.0)
+
+
+def make_sampler(kind: str, lo: float | None = None, hi: float | None = None,
+                 z: float = 0.117) -> FlatLogMassPrior | HaloMassFunctionSampler:
+    """Build the ``flat`` prior or the ``hmf`` sampler, with default ranges unless given."""
+    if kind == "flat":
+        return FlatLogMassPrior(lo if lo is not None else 13.5, hi if hi is not None else 15.5)
+    if kind == "hmf":
+        return HaloMassFunctionSampler(
+            lo if lo is not None else 14.0, hi if hi is not None else 15.3, z
+        )
+    raise ValueError(f"unknown prior {kind!r}: use 'flat' or 'hmf'")
