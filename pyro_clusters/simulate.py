@@ -1,4 +1,4 @@
-"""Simulate a dataset of observed clusters to HDF5.
+r"""Simulate a dataset of observed clusters to HDF5.
 
 Usage::
 

@@ -160,7 +160,8 @@ def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
         n_max: number of galaxy slots.
         overflow: what to do with a cluster of more than ``n_max`` galaxies: ``"raise"``
             (default) raises ``ValueError`` naming the cluster; ``"subsample"`` keeps a random
-            ``n_max`` of its galaxies (``rng`` required) -- never silently.
+            ``n_max`` of its galaxies (``rng`` required) and warns -- never silently.
+        rng: random generator for ``overflow="subsample"``.
 
     Returns:
         float32 array (n_clusters, n_max, 4): x_proj [h^-1 Mpc], y_proj [h^-1 Mpc],

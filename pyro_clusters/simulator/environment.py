@@ -165,7 +165,9 @@ def infall_velocity(
 
     Args:
         r: physical distance from the cluster centre [h^-1 Mpc], (n,).
-        log_m_cluster, c_cluster, bias_cluster: the cluster each point belongs to, (n,).
+        log_m_cluster: log10 M200c of the cluster each point belongs to, (n,).
+        c_cluster: its concentration, (n,).
+        bias_cluster: its linear halo bias, (n,).
         config: simulator configuration (redshift).
         tables: environment tables (mean correlation function).
     """

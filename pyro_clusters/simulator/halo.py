@@ -196,9 +196,9 @@ def populate_satellites(
     Radii follow the truncated NFW tracer profile (:mod:`pyro_clusters.simulator.profiles`),
     directions are isotropic, and a triaxial halo stretches them along its axes (ellipsoidal
     radius = spherical radius; the enclosed volume and mass are kept). Velocities have radial
-    dispersion b_v sigma_r(r) (b_v the satellite velocity bias) and tangential sigma_t = sqrt(1 - beta(r)) sigma_r (Gaussian
-    line-of-sight distributions at each radius), then the velocity ellipsoid is stretched along
-    the shape axes.
+    dispersion b_v sigma_r(r) (b_v the satellite velocity bias) and tangential
+    sigma_t = sqrt(1 - beta(r)) b_v sigma_r (Gaussian line-of-sight distributions at each
+    radius), then the velocity ellipsoid is stretched along the shape axes.
 
     Args:
         halos: the halos.

@@ -14,7 +14,8 @@ and move with the radial dispersion of the anisotropic Jeans equation (Binney & 
 eq. 4.215; Mamon & Lokas 2005, MNRAS 363, 705, eq. A3) for beta(u) = beta_inf u / (u + a),
 a = 1 / c (r_a = r_s, Mamon, Biviano & Boue 2013):
 
-    sigma_r^2(u) = 1 / (nu f) ∫_u^∞ nu(s) f(s) m(c s) / (m(c) s^2) ds,   f(s) = (s + a)^(2 beta_inf).
+    sigma_r^2(u) = 1 / (nu f) ∫_u^∞ nu(s) f(s) m(c s) / (m(c) s^2) ds,
+    f(s) = (s + a)^(2 beta_inf).
 
 The tables are built per (k, u_t) once per process (about 0.3 s) and cached.
 """

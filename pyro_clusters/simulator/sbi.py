@@ -65,6 +65,7 @@ class ClusterSimulator:
         return np.random.default_rng([self.seed, self._calls - 1])
 
     def __call__(self, theta: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Simulate x (B, n_max, 4) for theta (B, 1) log10 M; NaN rows below N_min."""
         theta_np = np.asarray(theta, dtype=np.float64).reshape(-1, 1)
         rng = self._rng()
         clusters = simulate(theta_np[:, 0], self.config, rng)
@@ -85,7 +86,9 @@ def make_sbi_simulator(
     Args:
         config: simulator configuration (default: cylinder setup).
         prior: flat log-mass prior (default 13.5-15.5).
-        n_max, overflow, seed: see :class:`ClusterSimulator`.
+        n_max: galaxy slots per cluster (see :class:`ClusterSimulator`).
+        overflow: ``"raise"`` or ``"subsample"`` for clusters above ``n_max``.
+        seed: ``None`` (follow torch's generator, as sbi seeds it) or an int.
 
     Returns:
         (prior, simulator): a torch distribution over theta (1-D) and a batched callable

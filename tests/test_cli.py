@@ -1,0 +1,57 @@
+"""python -m pyro_clusters.simulate."""
+
+import h5py
+import numpy as np
+import pytest
+
+from pyro_clusters.data import ClusterDataset
+from pyro_clusters.simulate import main
+
+
+def test_same_seed_same_file_for_any_worker_count(tmp_path):
+    args = ["--setup", "cylinder", "--prior", "flat", "--n", "250", "--seed", "5",
+            "--batch-size", "100", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "w1.h5"), "--workers", "1"]) == 0
+    assert main(args + ["--out", str(tmp_path / "w2.h5"), "--workers", "2"]) == 0
+    with h5py.File(tmp_path / "w1.h5") as a, h5py.File(tmp_path / "w2.h5") as b:
+        for group in ("clusters", "galaxies"):
+            for k in a[group]:
+                np.testing.assert_array_equal(a[group][k][:], b[group][k][:])
+        np.testing.assert_array_equal(a["offsets"][:], b["offsets"][:])
+    ds = ClusterDataset(tmp_path / "w1.h5")
+    assert len(ds) == 250
+    assert ds.metadata["seed"] == 5 and ds.metadata["setup"] == "cylinder"
+    assert ds.metadata["config"]["observation"]["aperture"] == 1.6
+    assert ds.metadata["n_simulated"] >= 250
+
+
+def test_hmf_prior_range(tmp_path):
+    out = tmp_path / "t.h5"
+    assert main(["--setup", "idealized", "--prior", "hmf", "--n", "50", "--seed", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    lm = ClusterDataset(out).read().log_m
+    assert lm.min() >= 14.0 and lm.max() <= 15.3
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--aperture", "-1"], "aperture"),
+        (["--z", "-0.5"], "z must be"),
+        (["--log-m-min", "11"], "supported range"),
+        (["--n", "0"], "positive"),
+    ],
+)
+def test_bad_input_clear_error_and_no_file(tmp_path, capsys, extra, message):
+    out = tmp_path / "x.h5"
+    args = ["--setup", "cylinder", "--n", "10", "--seed", "1", "--out", str(out), "--no-progress"]
+    # later flags win in argparse, so extra overrides the defaults above
+    assert main(args + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unwritable_output_path(tmp_path, capsys):
+    out = tmp_path / "no_such_dir" / "x.h5"
+    assert main(["--setup", "cylinder", "--n", "10", "--seed", "1", "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
