@@ -11,7 +11,6 @@ from pyro_clusters.data.hdf5 import (
     ClusterDataset,
     DatasetError,
     DatasetWriter,
-    TorchClusterStream,
     read_dataset,
     split_indices,
     write_dataset,
@@ -23,11 +22,20 @@ __all__ = [
     "GALAXY_SOURCES",
     "ClusterDataset",
     "ClusterSet",
+    "TorchClusterStream",
     "DatasetError",
     "DatasetWriter",
-    "TorchClusterStream",
     "pad",
     "read_dataset",
     "split_indices",
     "write_dataset",
 ]
+
+
+def __getattr__(name: str):
+    # The torch stream imports torch; readers and simulation workers do not need it.
+    if name == "TorchClusterStream":
+        from pyro_clusters.data.stream import TorchClusterStream
+
+        return TorchClusterStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

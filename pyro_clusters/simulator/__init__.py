@@ -16,7 +16,6 @@ from pyro_clusters.simulator.config import (
 )
 from pyro_clusters.simulator.core import simulate, simulate_selected
 from pyro_clusters.simulator.priors import FlatLogMassPrior, HaloMassFunctionSampler, make_sampler
-from pyro_clusters.simulator.sbi import ClusterSimulator, make_sbi_simulator
 
 __all__ = [
     "SUPPORTED_LOG_MASS_RANGE",
@@ -33,3 +32,12 @@ __all__ = [
     "simulate",
     "simulate_selected",
 ]
+
+
+def __getattr__(name: str):
+    # The sbi wrappers import torch; simulation workers never need it (saves ~250 MB each).
+    if name in ("ClusterSimulator", "make_sbi_simulator"):
+        from pyro_clusters.simulator import sbi
+
+        return getattr(sbi, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

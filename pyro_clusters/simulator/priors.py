@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from pyro_clusters.cosmology import get_cosmology
 from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
+
+if TYPE_CHECKING:  # torch is imported only where sbi objects are built
+    import torch
 
 __all__ = ["FlatLogMassPrior", "HaloMassFunctionSampler", "make_sampler"]
 
@@ -45,6 +48,7 @@ class FlatLogMassPrior:
 
     def to_sbi(self) -> torch.distributions.Distribution:
         """The same prior as an ``sbi`` BoxUniform over a 1-D theta."""
+        import torch
         from sbi.utils import BoxUniform
 
         return BoxUniform(torch.tensor([self.lo]), torch.tensor([self.hi]))
