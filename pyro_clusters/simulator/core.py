@@ -199,7 +199,9 @@ def simulate_selected(
     have = tried = 0
     rate = 1.0
     for _ in range(10_000):
-        k = chunk or max(16, int(1.2 * (n - have) / max(rate, 0.02)) + 8)
+        # First round: as many as wanted (most draws pass N_min); later rounds: what is still
+        # missing at the measured acceptance rate, plus a little.
+        k = chunk or int(np.ceil((n - have) / max(rate, 0.02) * (1.1 if tried else 1.0))) + 4
         batch = simulate(sampler.sample(k, rng), config, rng)
         ok = batch.n_gal >= n_min
         tried += k
