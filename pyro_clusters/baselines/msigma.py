@@ -38,11 +38,12 @@ def velocity_dispersion(clusters: ClusterSet, mask: np.ndarray | None = None) ->
     v = clusters.galaxies["v_los"].astype(np.float64)
     w = np.ones_like(v) if mask is None else np.asarray(mask, dtype=np.float64)
     idx = clusters.cluster_index()
-    n = np.bincount(idx, weights=w, minlength=len(clusters))
-    s1 = np.bincount(idx, weights=w * v, minlength=len(clusters))
+    # float(): bincount returns integers when there is no galaxy at all
+    n = np.bincount(idx, weights=w, minlength=len(clusters)).astype(np.float64)
+    s1 = np.bincount(idx, weights=w * v, minlength=len(clusters)).astype(np.float64)
     mean = np.divide(s1, n, out=np.zeros_like(s1), where=n > 0)
     d = v - mean[idx]
-    s2 = np.bincount(idx, weights=w * d * d, minlength=len(clusters))
+    s2 = np.bincount(idx, weights=w * d * d, minlength=len(clusters)).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n >= 2, np.sqrt(s2 / (n - 1.0)), np.nan)
 

@@ -129,6 +129,19 @@ class ClusterSet:
             offsets=np.concatenate([[0], np.cumsum(counts)]),
         )
 
+    def filter_galaxies(self, keep: np.ndarray) -> ClusterSet:
+        """Same clusters with only the galaxies where ``keep`` (n_galaxies_total,) is True.
+
+        Cluster columns are copied unchanged (``n_gal`` there keeps the original count;
+        the ``n_gal`` property reflects the filtered set).
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.offsets[-1],):
+            raise ValueError(f"keep must have shape ({self.offsets[-1]},), got {keep.shape}")
+        counts = np.bincount(self.cluster_index()[keep], minlength=len(self))
+        return ClusterSet(dict(self.clusters), {k: v[keep] for k, v in self.galaxies.items()},
+                          np.concatenate([[0], np.cumsum(counts)]))
+
     @staticmethod
     def concatenate(sets: list[ClusterSet]) -> ClusterSet:
         """Concatenate cluster sets with the same columns, in order."""
