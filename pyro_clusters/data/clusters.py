@@ -18,7 +18,7 @@ Cluster columns (one value per cluster): at least ``log_m`` = log10(M200c / h^-1
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -72,11 +72,14 @@ class ClusterSet:
         clusters: per-cluster columns, each shape (n_clusters,).
         galaxies: galaxy columns, each shape (n_galaxies_total,).
         offsets: int64 array, shape (n_clusters + 1,), offsets[0] = 0.
+        attrs: where the clusters come from (``setup``, ``z``, ``aperture``, ``v_cut``, ...),
+            kept through selection so that a model can refuse data it was not trained for.
     """
 
     clusters: dict[str, np.ndarray]
     galaxies: dict[str, np.ndarray]
     offsets: np.ndarray
+    attrs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.offsets = np.asarray(self.offsets, dtype=np.int64)
@@ -127,6 +130,7 @@ class ClusterSet:
             clusters={k: v[index] for k, v in self.clusters.items()},
             galaxies={k: v[rows] for k, v in self.galaxies.items()},
             offsets=np.concatenate([[0], np.cumsum(counts)]),
+            attrs=dict(self.attrs),
         )
 
     def filter_galaxies(self, keep: np.ndarray) -> ClusterSet:
@@ -140,7 +144,7 @@ class ClusterSet:
             raise ValueError(f"keep must have shape ({self.offsets[-1]},), got {keep.shape}")
         counts = np.bincount(self.cluster_index()[keep], minlength=len(self))
         return ClusterSet(dict(self.clusters), {k: v[keep] for k, v in self.galaxies.items()},
-                          np.concatenate([[0], np.cumsum(counts)]))
+                          np.concatenate([[0], np.cumsum(counts)]), dict(self.attrs))
 
     @staticmethod
     def concatenate(sets: list[ClusterSet]) -> ClusterSet:
@@ -152,6 +156,7 @@ class ClusterSet:
             clusters={k: np.concatenate([s.clusters[k] for s in sets]) for k in sets[0].clusters},
             galaxies={k: np.concatenate([s.galaxies[k] for s in sets]) for k in sets[0].galaxies},
             offsets=np.concatenate([[0], np.cumsum(counts)]),
+            attrs=dict(sets[0].attrs),
         )
 
     def padded(self, n_max: int, overflow: str = "raise") -> np.ndarray:

@@ -204,6 +204,12 @@ class ClusterDataset:
             raise DatasetError(f"{self.path}: offsets disagree with the column lengths")
         self.offsets = offsets
         self.metadata = {k: _decode(v) for k, v in attrs.items()}
+        obs = (self.metadata.get("config") or {}).get("observation", {})
+        self.set_attrs = {k: v for k, v in {
+            "setup": self.metadata.get("setup"),
+            "z": (self.metadata.get("config") or {}).get("z"),
+            "aperture": obs.get("aperture"), "v_cut": obs.get("v_cut"),
+            "n_min": obs.get("n_min"), "source": str(self.path)}.items() if v is not None}
 
     def __len__(self) -> int:
         return self.offsets.size - 1
@@ -217,7 +223,7 @@ class ClusterDataset:
         with h5py.File(self.path, "r") as f:
             clusters = {k: f["clusters"][k][start:stop] for k in self.cluster_columns}
             galaxies = {k: f["galaxies"][k][lo:hi] for k in self.galaxy_columns}
-        return ClusterSet(clusters, galaxies, self.offsets[start:stop + 1] - lo)
+        return ClusterSet(clusters, galaxies, self.offsets[start:stop + 1] - lo, self.set_attrs)
 
     def read_index(self, index: np.ndarray) -> ClusterSet:
         """Clusters at the given indices (any order), read slice by slice."""

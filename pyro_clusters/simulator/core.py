@@ -169,7 +169,10 @@ def simulate(log_m: np.ndarray, config: SimulatorConfig, rng: np.random.Generato
         "merger_mass_ratio": mu,
         "vpec_los": vpec,
     }
-    return ClusterSet(clusters, galaxies, np.concatenate([[0], np.cumsum(counts)]))
+    obs = config.observation
+    attrs = {"setup": config.setup, "z": config.z, "aperture": obs.aperture,
+             "v_cut": obs.v_cut, "n_min": obs.n_min, "source": "simulator"}
+    return ClusterSet(clusters, galaxies, np.concatenate([[0], np.cumsum(counts)]), attrs)
 
 
 def simulate_selected(

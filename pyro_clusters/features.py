@@ -1,0 +1,190 @@
+"""Per-galaxy and global features of observed clusters, and padded batches for set networks.
+
+Papers/002 section 3.1: an ellipse is fitted to the projected galaxy positions; each galaxy is
+described by its line-of-sight velocity v_los, its projected radius R_proj and the angle between
+its position and the ellipse's major axis; the cluster by the ellipticity of the ellipse.
+
+The ellipse here is the second-moment ellipse of the positions about the cluster centre,
+I = <(x, y)^T (x, y)>, with major axis along I's leading eigenvector and axis ratio
+b/a = sqrt(lambda_2 / lambda_1); ellipticity e = 1 - b/a. The angle is folded to
+psi in [0, pi/2]: a headless axis and the statistical mirror symmetry of a cluster make the sign
+and the half-turn meaningless, so folding removes a nuisance the network would otherwise learn.
+
+Feature layout (a documented choice, stored with every model as :class:`FeatureSpec`):
+    per galaxy: v_los / 1000 km/s, R_proj / (1 h^-1 Mpc), psi / (pi/2)[, extra columns]
+    global:     ellipticity
+then standardised with the training set's means and standard deviations. Later issues add
+columns (e.g. a membership probability) by naming them in ``FeatureSpec.galaxy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from pyro_clusters.data.clusters import ClusterSet
+
+__all__ = ["FeatureSpec", "PaddedBatch", "ellipse_fit", "galaxy_features", "make_batches",
+           "pad_features"]
+
+GALAXY_FEATURES = ("v_los", "r_proj", "psi")
+GLOBAL_FEATURES = ("ellipticity",)
+
+
+def ellipse_fit(clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
+    """Second-moment ellipse of each cluster's projected galaxy positions.
+
+    Returns:
+        (major-axis position angle [rad] in (-pi/2, pi/2], ellipticity 1 - b/a in [0, 1)),
+        each (n_clusters,). A cluster with fewer than two galaxies gets angle 0, ellipticity 0.
+    """
+    g = clusters.galaxies
+    x, y = g["x_proj"].astype(np.float64), g["y_proj"].astype(np.float64)
+    idx = clusters.cluster_index()
+    n = len(clusters)
+    ixx = np.bincount(idx, x * x, minlength=n).astype(np.float64)
+    iyy = np.bincount(idx, y * y, minlength=n).astype(np.float64)
+    ixy = np.bincount(idx, x * y, minlength=n).astype(np.float64)
+    angle = 0.5 * np.arctan2(2.0 * ixy, ixx - iyy)
+    half_trace = 0.5 * (ixx + iyy)
+    disc = np.sqrt((0.5 * (ixx - iyy)) ** 2 + ixy**2)
+    lam1, lam2 = half_trace + disc, np.maximum(half_trace - disc, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ell = np.where(lam1 > 0, 1.0 - np.sqrt(lam2 / lam1), 0.0)
+    few = clusters.n_gal < 2
+    angle[few], ell[few] = 0.0, 0.0
+    return angle, ell
+
+
+def galaxy_features(clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (unstandardised) features.
+
+    Args:
+        clusters: the clusters.
+        extra: optional additional per-galaxy columns, each (n_galaxies_total,).
+
+    Returns:
+        galaxy features (n_galaxies_total, 3 + n_extra) float32 and global features
+        (n_clusters, 1) float32, in the layout of the module docstring.
+    """
+    g = clusters.galaxies
+    x, y = g["x_proj"].astype(np.float64), g["y_proj"].astype(np.float64)
+    angle, ell = ellipse_fit(clusters)
+    r = np.hypot(x, y)
+    theta = np.arctan2(y, x) - angle[clusters.cluster_index()]
+    psi = np.abs(np.arctan(np.tan(theta)))  # fold to [0, pi/2]
+    cols = [g["v_los"] / 1000.0, r, psi / (0.5 * np.pi)]
+    for name, col in (extra or {}).items():
+        col = np.asarray(col, dtype=np.float64)
+        if col.shape != x.shape:
+            raise ValueError(f"extra feature {name!r} has shape {col.shape}, expected {x.shape}")
+        cols.append(col)
+    return np.column_stack(cols).astype(np.float32), ell[:, None].astype(np.float32)
+
+
+@dataclass
+class FeatureSpec:
+    """Names and standardisation constants of a model's features.
+
+    Attributes:
+        galaxy: per-galaxy feature names, in column order.
+        global_: global feature names.
+        galaxy_mean, galaxy_std, global_mean, global_std: standardisation constants.
+    """
+
+    galaxy: list[str] = field(default_factory=lambda: list(GALAXY_FEATURES))
+    global_: list[str] = field(default_factory=lambda: list(GLOBAL_FEATURES))
+    galaxy_mean: list[float] = field(default_factory=list)
+    galaxy_std: list[float] = field(default_factory=list)
+    global_mean: list[float] = field(default_factory=list)
+    global_std: list[float] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
+            ) -> FeatureSpec:
+        """Standardisation constants from training clusters."""
+        gal, glob = galaxy_features(clusters, extra)
+        return cls(
+            galaxy=list(GALAXY_FEATURES) + list(extra or {}),
+            galaxy_mean=gal.mean(0).tolist(), galaxy_std=(gal.std(0) + 1e-6).tolist(),
+            global_mean=glob.mean(0).tolist(), global_std=(glob.std(0) + 1e-6).tolist(),
+        )
+
+    def transform(self, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (galaxy, global) features; the extra columns must match ``galaxy``."""
+        names = list(GALAXY_FEATURES) + list(extra or {})
+        if names != self.galaxy:
+            raise ValueError(f"feature layout {names} differs from the model's {self.galaxy}")
+        gal, glob = galaxy_features(clusters, extra)
+        gal = (gal - np.float32(self.galaxy_mean)) / np.float32(self.galaxy_std)
+        glob = (glob - np.float32(self.global_mean)) / np.float32(self.global_std)
+        return gal.astype(np.float32), glob.astype(np.float32)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+
+@dataclass
+class PaddedBatch:
+    """A batch of clusters padded to its largest set.
+
+    Attributes:
+        x: (B, N, F) float32 galaxy features, zeros at padding.
+        mask: (B, N) bool, True for real galaxies.
+        g: (B, G) float32 global features.
+        index: (B,) positions of these clusters in the source set.
+    """
+
+    x: np.ndarray
+    mask: np.ndarray
+    g: np.ndarray
+    index: np.ndarray
+
+
+def pad_features(gal: np.ndarray, glob: np.ndarray, offsets: np.ndarray, index: np.ndarray
+                 ) -> PaddedBatch:
+    """Pad the galaxy features of clusters ``index`` (rows ``offsets[i]:offsets[i+1]``)."""
+    counts = offsets[index + 1] - offsets[index]
+    n_max = max(int(counts.max()), 1)
+    x = np.zeros((index.size, n_max, gal.shape[1]), dtype=np.float32)
+    mask = np.zeros((index.size, n_max), dtype=bool)
+    rows = np.repeat(offsets[index], counts) + (
+        np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    b = np.repeat(np.arange(index.size), counts)
+    slot = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    x[b, slot] = gal[rows]
+    mask[b, slot] = True
+    return PaddedBatch(x, mask, glob[index], index)
+
+
+def make_batches(n_gal: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+                 by_size: bool = True) -> list[np.ndarray]:
+    """Split cluster indices into batches, grouped by set size to limit padding.
+
+    Grouping by size is ~1.7x faster per epoch than random batches (shared/STACK.md). With an
+    ``rng`` the order within equal sizes and the order of batches are shuffled (training);
+    without, batches are deterministic (evaluation).
+
+    Args:
+        n_gal: galaxies per cluster, (n,).
+        batch_size: clusters per batch.
+        rng: generator for shuffling, or None.
+        by_size: group by size (else random or sequential batches).
+
+    Returns:
+        list of index arrays.
+    """
+    n = n_gal.size
+    if by_size:
+        tie = rng.random(n) if rng is not None else np.arange(n)
+        order = np.lexsort((tie, n_gal))
+    else:
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches

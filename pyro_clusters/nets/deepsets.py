@@ -1,0 +1,81 @@
+"""Hierarchical Deep Sets encoder (papers/002 section 2.2, eq. 3).
+
+Block k (k = 1..K) updates every galaxy's latent with an MLP phi_k that sees the galaxy and the
+current cluster context, pools the latents by a masked mean over real galaxies, and updates the
+context with an MLP rho_k:
+
+    h_i^(k) = phi_k([h_i^(k-1), c^(k-1)]),      h_i^(0) = x_i (galaxy features)
+    c^(k)   = rho_k([mean_{i valid} h_i^(k), c^(k-1)]),   c^(0) = global features
+
+Mean pooling keeps the galaxy count out of the representation (002: "to avoid encoding cluster
+richness as an implicit feature"); padding never enters the mean, so padded and unpadded
+inputs give identical outputs (tested), and the output is invariant to permutations of the
+galaxies (tested). The final context c^(K) conditions the flow; the final per-galaxy latents
+h^(K) (which carry the context) serve the membership classifier.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DeepSetsEncoder", "mlp"]
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """Fully connected network with ``activation`` between (not after) the layers."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class DeepSetsEncoder(nn.Module):
+    """Stacked Deep Sets blocks with a global context vector.
+
+    Args:
+        galaxy_features: F, features per galaxy.
+        global_features: G, global features per cluster.
+        hidden: width of the hidden layers and of the per-galaxy latents.
+        context: width of the context vector.
+        blocks: number of stacked blocks K (papers/002: 3).
+    """
+
+    def __init__(self, galaxy_features: int, global_features: int, hidden: int = 64,
+                 context: int = 32, blocks: int = 3):
+        super().__init__()
+        if blocks < 1:
+            raise ValueError("blocks must be >= 1")
+        self.context_dim, self.latent_dim = context, hidden
+        self.c0 = mlp([global_features, hidden, context])
+        self.phi = nn.ModuleList()
+        self.rho = nn.ModuleList()
+        width = galaxy_features
+        for _ in range(blocks):
+            self.phi.append(mlp([width + context, hidden, hidden]))
+            self.rho.append(mlp([hidden + context, hidden, context]))
+            width = hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch.
+
+        Args:
+            x: (B, N, F) galaxy features (values at padding are ignored).
+            mask: (B, N) bool, True for real galaxies.
+            g: (B, G) global features.
+
+        Returns:
+            (context (B, C), per-galaxy latents (B, N, H)); latents at padding are zero.
+        """
+        m = mask.unsqueeze(-1).to(x.dtype)
+        count = m.sum(dim=1).clamp_min(1.0)
+        c = self.c0(g)
+        h = x * m
+        for phi, rho in zip(self.phi, self.rho, strict=True):
+            h = phi(torch.cat([h, c.unsqueeze(1).expand(-1, h.shape[1], -1)], dim=-1)) * m
+            pooled = h.sum(dim=1) / count
+            c = rho(torch.cat([pooled, c], dim=-1))
+        return c, h

@@ -1,0 +1,202 @@
+"""The training loop shared by the neural estimators.
+
+The estimator supplies the model, a loss ``loss_fn(model, batch) -> scalar tensor`` and the
+batches; this module does the rest: Adam, train/eval modes, a validation pass per epoch, early
+stopping that restores the best weights, a checkpoint per epoch that ``resume=True`` continues
+from (model, optimiser, epoch, best weights, history and the batch-shuffling generator), a
+progress bar with train/validation loss, and a guard against non-finite losses or gradients:
+such a step is skipped with a message, and too many in a row stop training with an error rather
+than silently training on NaN.
+
+Determinism: batch order comes from a numpy generator seeded by ``TrainConfig.seed``; weight
+initialisation is the estimator's business (it seeds torch inside ``torch.random.fork_rng`` so
+the caller's global state is untouched).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+__all__ = ["TrainConfig", "TrainResult", "train_model"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        batch_size: clusters per batch.
+        max_epochs: upper limit of epochs.
+        patience: stop after this many epochs without a better validation loss.
+        min_delta: improvement smaller than this does not count.
+        clip_grad_norm: gradient-norm clipping (None: off).
+        max_bad_steps: consecutive non-finite steps tolerated before raising.
+        max_seconds: wall-time budget; training stops after the epoch that exceeds it and
+            keeps the best weights so far (None: no limit).
+        seed: seed of batch shuffling and weight initialisation.
+        device: torch device (``"cpu"``, ``"cuda"``, ...).
+        progress: show a progress bar.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 15
+    min_delta: float = 1e-4
+    clip_grad_norm: float | None = 5.0
+    max_bad_steps: int = 20
+    max_seconds: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
+            raise ValueError("lr, batch_size, max_epochs and patience must be positive")
+
+
+@dataclass
+class TrainResult:
+    """What training did.
+
+    Attributes:
+        best_epoch: epoch (0-based) whose weights were restored.
+        best_val_loss: its validation loss.
+        epochs: epochs run in total (including before a resume).
+        stopped_early: patience ran out before max_epochs.
+        seconds: wall time of this call.
+        history: per epoch {epoch, train_loss, val_loss, seconds, skipped_steps}.
+    """
+
+    best_epoch: int
+    best_val_loss: float
+    epochs: int
+    stopped_early: bool
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """Plain dict."""
+        return asdict(self)
+
+
+def _grads_finite(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def train_model(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, object], torch.Tensor],
+    train_batches: Callable[[np.random.Generator], Iterable],
+    val_batches: Iterable,
+    config: TrainConfig,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``model`` by minimising ``loss_fn`` with early stopping.
+
+    Args:
+        model: the module (already on ``config.device``).
+        loss_fn: mean loss of a batch.
+        train_batches: ``f(rng) -> iterable of batches`` for one epoch, shuffled with ``rng``.
+        val_batches: re-iterable validation batches.
+        config: optimisation settings.
+        checkpoint: file written after every epoch (None: no checkpoints).
+        resume: continue from ``checkpoint`` if it exists.
+
+    Returns:
+        :class:`TrainResult`; the model holds the best weights on return.
+    """
+    t_start = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    start_epoch, best_val, best_epoch, bad_epochs = 0, float("inf"), -1, 0
+    best_state = copy.deepcopy(model.state_dict())
+    history: list[dict] = []
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location=config.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        best_state, best_val = state["best_state"], state["best_val"]
+        best_epoch, bad_epochs = state["best_epoch"], state["bad_epochs"]
+        history, start_epoch = state["history"], state["epoch"] + 1
+        rng.bit_generator.state = state["rng"]
+
+    stopped_early = bad_epochs >= config.patience
+    bar = tqdm(range(start_epoch, config.max_epochs), initial=start_epoch,
+               total=config.max_epochs, disable=not config.progress, desc="training",
+               unit="epoch")
+    for epoch in bar:
+        if stopped_early:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        total, count, skipped, bad_run = 0.0, 0, 0, 0
+        for batch in train_batches(rng):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model, batch)
+            if not torch.isfinite(loss):
+                ok = False
+            else:
+                loss.backward()
+                ok = _grads_finite(model)
+            if not ok:
+                skipped += 1
+                bad_run += 1
+                opt.zero_grad(set_to_none=True)
+                bar.write(f"epoch {epoch}: non-finite loss or gradient, step skipped")
+                if bad_run >= config.max_bad_steps:
+                    raise FloatingPointError(
+                        f"{bad_run} consecutive training steps had a non-finite loss or "
+                        "gradient; check the inputs for NaN/inf or lower the learning rate")
+                continue
+            bad_run = 0
+            if config.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+            opt.step()
+            total += float(loss.detach())
+            count += 1
+        model.eval()
+        with torch.no_grad():
+            vals = [float(loss_fn(model, b)) for b in val_batches]
+        val = float(np.mean(vals)) if vals else float("nan")
+        train_loss = total / max(count, 1)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val,
+                        "seconds": time.perf_counter() - t0, "skipped_steps": skipped})
+        if np.isfinite(val) and val < best_val - config.min_delta:
+            best_val, best_epoch, bad_epochs = val, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val:.4f}", best=f"{best_val:.4f}")
+        if ckpt is not None:
+            tmp = ckpt.with_name(ckpt.name + ".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "best_state": best_state, "best_val": best_val,
+                        "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                        "epoch": epoch, "rng": rng.bit_generator.state}, tmp)
+            os.replace(tmp, ckpt)
+        if bad_epochs >= config.patience:
+            stopped_early = True
+            break
+        if config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds:
+            bar.write(f"time budget of {config.max_seconds:.0f} s reached after epoch {epoch}")
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(best_epoch, best_val, len(history), stopped_early,
+                       time.perf_counter() - t_start, history)
