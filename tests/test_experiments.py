@@ -20,3 +20,25 @@ def test_mocks_report_end_to_end(tmp_path):
     for fig in ("msigma", "richness_mass", "interloper_fraction", "phase_space_example"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert f"figures/{fig}.png" in report
+
+
+def test_idealized_experiment_end_to_end(tmp_path):
+    from experiments import idealized
+
+    assert idealized.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "2",
+                           "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    contract = {"scatter_dex", "bias_dex", "residual_median_dex", "residual_p16_dex",
+                "residual_p84_dex", "skewness", "kurtosis", "mean_posterior_std_dex", "hpd_ecp",
+                "tarp_ecp", "hpd_max_abs_dev", "tarp_max_abs_dev", "by_mass_bin",
+                "train_seconds", "infer_ms_per_cluster"}
+    for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
+        assert contract <= set(metrics[name])
+        assert (tmp_path / f"posterior_{name}.nc").exists()
+    assert {"n_train", "n_test", "seed", "config", "package_version"} <= set(metrics)
+    assert metrics["npe_deepsets"]["train_seconds"] > 0
+    assert set(metrics["robustness"]) == {"msigma", "npe_deepsets"}
+    assert (tmp_path / "flat_test" / "metrics.json").exists()
+    assert (tmp_path / "models" / "npe_deepsets" / "weights.pt").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "Which prior?" in report and "Robustness" in report

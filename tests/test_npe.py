@@ -1,0 +1,196 @@
+"""Features, the Deep Sets encoder, the training loop and the Deep Sets NPE."""
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.estimators import NPEConfig, NPEDeepSets, PriorReweighted, resample_weighted
+from pyro_clusters.features import FeatureSpec, ellipse_fit, galaxy_features, make_batches
+from pyro_clusters.nets import DeepSetsEncoder
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.training import TrainConfig, train_model
+
+
+def ellipse_cluster(angle_deg=30.0, ratio=0.5, n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    a = np.deg2rad(angle_deg)
+    u = rng.standard_normal((n, 2)) * np.array([1.0, ratio])
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    xy = u @ rot.T
+    gal = {"x_proj": xy[:, 0].astype(np.float32), "y_proj": xy[:, 1].astype(np.float32),
+           "v_los": rng.normal(0, 500, n).astype(np.float32)}
+    return ClusterSet({"log_m": np.array([14.5])}, gal, np.array([0, n]))
+
+
+def test_ellipse_fit_recovers_angle_and_axis_ratio():
+    angle, ell = ellipse_fit(ellipse_cluster(30.0, 0.5))
+    assert np.rad2deg(angle[0]) == pytest.approx(30.0, abs=2.0)
+    assert ell[0] == pytest.approx(0.5, abs=0.03)
+
+
+def test_folded_angle_and_feature_layout():
+    cs = ellipse_cluster(-60.0, 0.6, n=500)
+    gal, glob = galaxy_features(cs)
+    assert gal.shape == (500, 3) and glob.shape == (1, 1)
+    assert gal[:, 2].min() >= 0 and gal[:, 2].max() <= 1  # psi / (pi/2)
+    # galaxies along the major axis have psi ~ 0, along the minor axis ~ 1
+    a = np.deg2rad(-60.0)
+    along = ClusterSet(cs.clusters, {"x_proj": np.float32([np.cos(a), 2 * np.cos(a)] + list(
+        cs.galaxies["x_proj"])), "y_proj": np.float32([np.sin(a), 2 * np.sin(a)] + list(
+        cs.galaxies["y_proj"])), "v_los": np.zeros(502, np.float32)}, np.array([0, 502]))
+    assert galaxy_features(along)[0][:2, 2] == pytest.approx([0, 0], abs=0.05)
+    spec = FeatureSpec.fit(cs)
+    with pytest.raises(ValueError, match="feature layout"):
+        spec.transform(cs, extra={"p_member": np.ones(500)})
+
+
+def test_batches_group_by_size_and_cover_every_cluster():
+    n_gal = np.random.default_rng(0).integers(10, 500, 1000)
+    batches = make_batches(n_gal, 64, np.random.default_rng(1))
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
+    spread = np.mean([np.ptp(n_gal[b]) for b in batches])
+    assert spread < 0.1 * np.ptp(n_gal)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    torch.manual_seed(0)
+    return DeepSetsEncoder(3, 1, hidden=16, context=8, blocks=3).eval()
+
+
+def test_deepsets_permutation_invariance(encoder):
+    x, g = torch.randn(2, 30, 3), torch.randn(2, 1)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    perm = torch.randperm(30)
+    c1, h1 = encoder(x, mask, g)
+    c2, h2 = encoder(x[:, perm], mask, g)
+    torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h1[:, perm], h2, rtol=1e-5, atol=1e-6)
+
+
+def test_deepsets_padding_changes_nothing(encoder):
+    x, g = torch.randn(1, 20, 3), torch.randn(1, 1)
+    c1, _ = encoder(x, torch.ones(1, 20, dtype=torch.bool), g)
+    padded = torch.cat([x, 1e3 * torch.randn(1, 50, 3)], dim=1)  # garbage in the padding
+    mask = torch.cat([torch.ones(1, 20), torch.zeros(1, 50)], dim=1).bool()
+    c2, h2 = encoder(padded, mask, g)
+    torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-6)
+    assert torch.all(h2[0, 20:] == 0)
+    # mean pooling: duplicating every galaxy (richness x2) leaves the context unchanged
+    c3, _ = encoder(torch.cat([x, x], 1), torch.ones(1, 40, dtype=torch.bool), g)
+    torch.testing.assert_close(c1, c3, rtol=1e-5, atol=1e-6)
+
+
+def test_deepsets_gradients_reach_every_parameter(encoder):
+    enc = DeepSetsEncoder(3, 1, hidden=8, context=4, blocks=2)
+    c, h = enc(torch.randn(3, 10, 3), torch.ones(3, 10, dtype=torch.bool), torch.randn(3, 1))
+    (c.sum() + h.sum()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+@pytest.fixture(scope="module")
+def small_sets():
+    rng = np.random.default_rng(3)
+    cfg = SimulatorConfig(setup="idealized")
+    flat = FlatLogMassPrior(14.0, 15.0)  # smaller sets keep the test fast
+    return tuple(simulate_selected(n, flat, cfg, rng)[0] for n in (300, 80, 40))
+
+
+def tiny_config(**train):
+    t = dict(batch_size=32, max_epochs=2, patience=2, progress=False, seed=1) | train
+    return NPEConfig(hidden=16, context=8, blocks=2, flow_hidden=(16,), train=TrainConfig(**t))
+
+
+@pytest.fixture(scope="module")
+def fitted(small_sets):
+    train, val, _ = small_sets
+    return NPEDeepSets(tiny_config()).fit(train, val)
+
+
+def test_npe_samples_and_log_prob_agree(fitted, small_sets):
+    test = small_sets[2]
+    draws = fitted.sample(test, 2000, np.random.default_rng(0))
+    assert draws.shape == (len(test), 2000) and np.isfinite(draws).all()
+    grid = np.linspace(12.0, 17.0, 2001)
+    dens = np.exp(fitted.log_prob(test, grid))
+    norm = np.trapezoid(dens, grid, axis=1)
+    np.testing.assert_allclose(norm, 1.0, atol=2e-3)  # a density in log10 M
+    mean_grid = np.trapezoid(dens * grid, grid, axis=1)
+    np.testing.assert_allclose(draws.mean(axis=1), mean_grid, atol=0.02)
+
+
+def test_npe_save_load_gives_the_same_seeded_samples(fitted, small_sets, tmp_path):
+    test = small_sets[2]
+    fitted.save(tmp_path / "m")
+    again = NPEDeepSets.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.sample(test, 50, np.random.default_rng(9)),
+                                  fitted.sample(test, 50, np.random.default_rng(9)))
+    assert again.trained_on["setup"] == "idealized"
+
+
+def test_npe_refuses_other_setup_and_buffers_follow_the_module(fitted, small_sets):
+    test = small_sets[2]
+    other = ClusterSet(test.clusters, test.galaxies, test.offsets,
+                       dict(test.attrs, setup="cylinder"))
+    with pytest.raises(ValueError, match="idealized"):
+        fitted.sample(other, 10, np.random.default_rng(0))
+    names = {n for n, _ in fitted.model.named_buffers()}
+    assert {"base_loc", "base_scale"} <= names  # .to(device) moves them (pyro issue 2761)
+
+
+def test_training_is_deterministic_and_resume_continues_exactly(small_sets, tmp_path):
+    train, val, _ = small_sets
+    a = NPEDeepSets(tiny_config(max_epochs=3, patience=5)).fit(train, val)
+    b = NPEDeepSets(tiny_config(max_epochs=2, patience=5)).fit(
+        train, val, checkpoint=tmp_path / "ck.pt")
+    b = NPEDeepSets(tiny_config(max_epochs=3, patience=5)).fit(
+        train, val, checkpoint=tmp_path / "ck.pt", resume=True)
+    assert b.result.epochs == 3
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items(),
+                                strict=True):
+        torch.testing.assert_close(va, vb, msg=k)
+
+
+def test_non_finite_losses_stop_training_with_a_clear_error():
+    model = torch.nn.Linear(2, 1)
+
+    def nan_loss(m, batch):
+        return m(batch).sum() * float("nan")
+
+    cfg = TrainConfig(max_epochs=3, progress=False, max_bad_steps=3)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train_model(model, nan_loss, lambda rng: [torch.ones(4, 2)] * 5, [torch.ones(4, 2)], cfg)
+
+
+def test_early_stopping_restores_the_best_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.constant_(model.weight, 0.0)
+    vals = iter([3.0, 1.0, 2.0, 2.5, 2.7, 2.9])
+
+    def loss(m, batch):
+        if batch == "val":
+            return torch.tensor(next(vals))
+        return (m(torch.ones(1, 1)) - 5.0).pow(2).sum()
+
+    res = train_model(model, loss, lambda rng: ["train"], ["val"],
+                      TrainConfig(max_epochs=6, patience=3, progress=False, lr=0.1))
+    assert res.best_epoch == 1 and res.stopped_early and res.epochs == 5
+
+
+def test_resample_weighted_matches_the_analytic_posterior():
+    rng = np.random.default_rng(4)
+    draws = rng.standard_normal((200, 4000))  # N(0, 1) "posterior"
+    w = np.exp(draws - 0.5)  # times N(1, 1) / N(0, 1): the product is N(1, 1)
+    out = resample_weighted(draws, w, 1000, rng)
+    assert out.mean() == pytest.approx(1.0, abs=0.02) and out.std() == pytest.approx(1, abs=0.02)
+    with pytest.raises(ValueError, match="zero weight"):
+        resample_weighted(draws, np.zeros_like(w), 10, rng)
+
+
+def test_prior_reweighting_moves_posteriors_towards_the_new_prior(fitted, small_sets):
+    test = small_sets[2]
+    low = PriorReweighted(fitted, lambda t: np.exp(-3.0 * (t - 14.0)))  # steeply falling
+    base = fitted.sample(test, 500, np.random.default_rng(0)).mean(axis=1)
+    moved = low.sample(test, 500, np.random.default_rng(0)).mean(axis=1)
+    assert np.all(moved < base) and low.last_ess.min() > 100
