@@ -1,7 +1,8 @@
 """The training loop shared by the neural estimators.
 
 The estimator supplies the model, a loss ``loss_fn(model, batch) -> scalar tensor`` and the
-batches; this module does the rest: Adam, train/eval modes, a validation pass per epoch, early
+batches; this module does the rest: Adam with the learning rate halved on validation plateaus,
+train/eval modes, a validation pass per epoch, early
 stopping that restores the best weights, a checkpoint per epoch that ``resume=True`` continues
 from (model, optimiser, epoch, best weights, history and the batch-shuffling generator), a
 progress bar with train/validation loss, and a guard against non-finite losses or gradients:
@@ -41,6 +42,10 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation loss.
         min_delta: improvement smaller than this does not count.
         clip_grad_norm: gradient-norm clipping (None: off).
+        lr_decay_factor: multiply the learning rate by this when the validation loss has not
+            improved for ``lr_decay_patience`` epochs (``ReduceLROnPlateau``; 1 switches it off).
+        lr_decay_patience: epochs without improvement before the learning rate is reduced.
+        min_lr: the learning rate is not reduced below this.
         max_bad_steps: consecutive non-finite steps tolerated before raising.
         max_seconds: wall-time budget; training stops after the epoch that exceeds it and
             keeps the best weights so far (None: no limit).
@@ -56,6 +61,9 @@ class TrainConfig:
     patience: int = 15
     min_delta: float = 1e-4
     clip_grad_norm: float | None = 5.0
+    lr_decay_factor: float = 0.5
+    lr_decay_patience: int = 3
+    min_lr: float = 1e-5
     max_bad_steps: int = 20
     max_seconds: float | None = None
     seed: int = 0
@@ -65,6 +73,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("lr, batch_size, max_epochs and patience must be positive")
+        if not 0 < self.lr_decay_factor <= 1 or self.lr_decay_patience < 0:
+            raise ValueError("lr_decay_factor must be in (0, 1] and lr_decay_patience >= 0")
 
 
 @dataclass
@@ -121,6 +131,9 @@ def train_model(
     """
     t_start = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+        threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
     rng = np.random.default_rng(config.seed)
     start_epoch, best_val, best_epoch, bad_epochs = 0, float("inf"), -1, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -130,6 +143,7 @@ def train_model(
         state = torch.load(ckpt, map_location=config.device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
         best_state, best_val = state["best_state"], state["best_val"]
         best_epoch, bad_epochs = state["best_epoch"], state["bad_epochs"]
         history, start_epoch = state["history"], state["epoch"] + 1
@@ -175,7 +189,10 @@ def train_model(
         val = float(np.mean(vals)) if vals else float("nan")
         train_loss = total / max(count, 1)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val,
-                        "seconds": time.perf_counter() - t0, "skipped_steps": skipped})
+                        "seconds": time.perf_counter() - t0, "skipped_steps": skipped,
+                        "lr": opt.param_groups[0]["lr"]})
+        if np.isfinite(val) and config.lr_decay_factor < 1:
+            sched.step(val)
         if np.isfinite(val) and val < best_val - config.min_delta:
             best_val, best_epoch, bad_epochs = val, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -185,7 +202,7 @@ def train_model(
         if ckpt is not None:
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "best_state": best_state, "best_val": best_val,
+                        "scheduler": sched.state_dict(), "best_state": best_state, "best_val": best_val,
                         "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                         "epoch": epoch, "rng": rng.bit_generator.state}, tmp)
             os.replace(tmp, ckpt)
