@@ -24,7 +24,7 @@ from experiments.common import (
     robustness_markdown,
     simulate_sets,
 )
-from pyro_clusters.diagnostics import write_report
+from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaEstimator
 from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
 from pyro_clusters.estimators.prior import PriorReweighted
@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress)
     for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
-        m = metrics[name]
-        print(f"{name:13s} scatter {m['scatter_dex']:.4f} dex  bias {m['bias_dex']:+.4f}  "
-              f"HPD dev {m['hpd_max_abs_dev']:.3f}  TARP dev {m['tarp_max_abs_dev']:.3f}  "
-              f"post. std {m['mean_posterior_std_dex']:.3f}")
+        print(summary_line(name, metrics[name]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma"]["scatter_dex"]
     flat = metrics["flat_test"]["npe_deepsets"]
     print(f"npe on the flat test set: HPD dev {flat['hpd_max_abs_dev']:.3f}  "

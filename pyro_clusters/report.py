@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pyro_clusters.diagnostics.metrics import default_mass_edges
 from pyro_clusters.diagnostics.posterior import load_posterior
-from pyro_clusters.diagnostics.report import write_report
+from pyro_clusters.diagnostics.report import summary_line, write_report
 
 __all__ = ["main"]
 
@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for post in posteriors:
-        m = metrics[post.estimator]
-        print(f"{post.estimator}: scatter {m['scatter_dex']:.4f} dex, bias {m['bias_dex']:+.4f}, "
-              f"HPD max dev {m['hpd_max_abs_dev']:.3f}, TARP max dev {m['tarp_max_abs_dev']:.3f}")
+        print(summary_line(post.estimator, metrics[post.estimator]))
     print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")
     return 0
 

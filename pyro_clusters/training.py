@@ -202,9 +202,10 @@ def train_model(
         if ckpt is not None:
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "best_state": best_state, "best_val": best_val,
-                        "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                        "epoch": epoch, "rng": rng.bit_generator.state}, tmp)
+                        "scheduler": sched.state_dict(), "best_state": best_state,
+                        "best_val": best_val, "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs, "history": history, "epoch": epoch,
+                        "rng": rng.bit_generator.state}, tmp)
             os.replace(tmp, ckpt)
         if bad_epochs >= config.patience:
             stopped_early = True

@@ -138,5 +138,5 @@ def test_report_command_from_saved_samples(msigma, sets, tmp_path, capsys):
     assert report_main(["--posterior", str(path), "--out", str(out), "--seed", "1"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert CONTRACT <= set(metrics["msigma"])
-    assert "msigma: scatter" in capsys.readouterr().out
+    assert "msigma            scatter" in capsys.readouterr().out
     assert report_main(["--posterior", str(tmp_path / "missing.nc"), "--out", str(out)]) == 2

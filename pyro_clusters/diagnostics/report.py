@@ -32,7 +32,7 @@ from pyro_clusters.diagnostics.coverage import (
 from pyro_clusters.diagnostics.metrics import default_mass_edges, residual_metrics, richness_split
 from pyro_clusters.diagnostics.posterior import PosteriorSamples, save_posterior
 
-__all__ = ["Evaluation", "evaluate", "to_json_safe", "write_report"]
+__all__ = ["Evaluation", "evaluate", "summary_line", "to_json_safe", "write_report"]
 
 #: metadata keys tried, in order, as the richness N of papers/003 eq. 8.
 RICHNESS_KEYS = ("richness", "n_members", "n_gal")
@@ -82,6 +82,13 @@ def evaluate(posterior: PosteriorSamples, rng: np.random.Generator,
         split = richness_split(eps, np.maximum(posterior.meta[key], 1))
         metrics["richness_split"] = {**split.to_dict(), "richness_key": key}
     return Evaluation(posterior.estimator, posterior, metrics, hpd, tarp)
+
+
+def summary_line(name: str, m: dict) -> str:
+    """One line per estimator for terminal output: scatter, bias, coverage, posterior width."""
+    return (f"{name:17s} scatter {m['scatter_dex']:.4f} dex  bias {m['bias_dex']:+.4f}  "
+            f"HPD dev {m['hpd_max_abs_dev']:.3f}  TARP dev {m['tarp_max_abs_dev']:.3f}  "
+            f"post. std {m['mean_posterior_std_dex']:.3f}")
 
 
 def to_json_safe(obj):
