@@ -83,7 +83,7 @@ def _bins(ev):
 
 def plot_bias_std_vs_mass(evaluations, path: Path) -> Path:
     """Bias (solid), empirical scatter (dashed) and mean posterior std (dotted) per mass bin."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.axhline(0, color="k", lw=0.8)
     for i, ev in enumerate(evaluations):
         rows, centre = _bins(ev)
@@ -95,7 +95,7 @@ def plot_bias_std_vs_mass(evaluations, path: Path) -> Path:
         ax.plot(centre, [b["mean_posterior_std_dex"] for b in rows], color=c, ls=":",
                 label=f"{ev.name} posterior std")
     ax.set(xlabel="true " + _MASS, ylabel="dex", title="bias and scatter vs mass")
-    ax.legend(fontsize=7, ncol=1)
+    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
 
 

@@ -86,14 +86,18 @@ class MSigmaEstimator(Estimator):
             return biweight_dispersion(clusters)
         return velocity_dispersion(clusters)
 
-    def predict(self, clusters: ClusterSet) -> np.ndarray:
-        """Point estimate log10 M from the inverted relation (fallback mean where undefined)."""
+    def _predict(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
+        """(point estimates with the fallback filled in, mask of clusters with a dispersion)."""
         if self.fit_ is None:
             raise RuntimeError("fit the estimator first")
-        sigma = self._sigma(clusters)
         with np.errstate(divide="ignore", invalid="ignore"):
-            pred = self.fit_.predict_log_mass(sigma)
-        return np.where(np.isfinite(pred), pred, self.fallback_[0])
+            pred = self.fit_.predict_log_mass(self._sigma(clusters))
+        defined = np.isfinite(pred)
+        return np.where(defined, pred, self.fallback_[0]), defined
+
+    def predict(self, clusters: ClusterSet) -> np.ndarray:
+        """Point estimate log10 M from the inverted relation (fallback mean where undefined)."""
+        return self._predict(clusters)[0]
 
     def fit(self, train: ClusterSet, val: ClusterSet | None = None) -> MSigmaEstimator:
         """Fit the relation on ``train`` (``val`` is not needed)."""
@@ -108,9 +112,7 @@ class MSigmaEstimator(Estimator):
 
     def sample(self, clusters: ClusterSet, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draws from N(log M_pred, scatter) per cluster, shape (len(clusters), n)."""
-        pred = self.predict(clusters)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            defined = np.isfinite(self.fit_.predict_log_mass(self._sigma(clusters)))
+        pred, defined = self._predict(clusters)
         width = np.where(defined, self.scatter_dex, self.fallback_[1])
         return pred[:, None] + width[:, None] * rng.standard_normal((len(clusters), n))
 

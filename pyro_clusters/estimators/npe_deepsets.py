@@ -150,8 +150,9 @@ class NPEDeepSets(Estimator):
                              f"from the {theirs!r} setup")
 
     def _batches(self, clusters: ClusterSet, z: np.ndarray | None, batch_size: int,
-                 rng: np.random.Generator | None):
-        gal, glob = self.features.transform(clusters)
+                 rng: np.random.Generator | None, features: tuple | None = None):
+        """Padded tensor batches; ``features`` = precomputed (galaxy, global) features."""
+        gal, glob = features if features is not None else self.features.transform(clusters)
         dev = torch.device(self.config.train.device)
         for index in make_batches(clusters.n_gal, batch_size, rng):
             pb: PaddedBatch = pad_features(gal, glob, clusters.offsets, index)
@@ -193,9 +194,11 @@ class NPEDeepSets(Estimator):
             self.model = ResidualFlow(len(self.features.galaxy), len(self.features.global_),
                                       cfg).to(cfg.train.device)
         val_batches = [b for _, b in self._batches(val, z_val, cfg.eval_batch_size, None)]
+        train_features = self.features.transform(train)  # once, not every epoch
         self.result = train_model(
             self.model, self._loss,
-            lambda rng: (b for _, b in self._batches(train, z_train, cfg.train.batch_size, rng)),
+            lambda rng: (b for _, b in self._batches(train, z_train, cfg.train.batch_size, rng,
+                                                     train_features)),
             val_batches, cfg.train, checkpoint=checkpoint, resume=resume)
         self.train_seconds = time.perf_counter() - t0
         return self
