@@ -2,10 +2,11 @@
 
 Usage::
 
-    python -m pyro_clusters.report --posterior FILE [FILE ...] --out DIR [--seed S]
+    python -m pyro_clusters.report --posterior FILE_OR_RUN_DIR [...] --out DIR [--seed S]
                                    [--mass-bin-width 0.1]
 
-Each FILE is a posterior file (docs/posterior_format.md): NetCDF-4 with
+Each FILE is a posterior file (docs/posterior_format.md); a directory stands for every
+``posterior_*.nc`` in it (an experiment's run directory). The files are NetCDF-4 with
 ``posterior/log_m (chain, draw, cluster)`` and ``constant_data/log_m_true (cluster)``.
 Several files (one per estimator, same test clusters) are reported side by side. Writes
 DIR/metrics.json, DIR/report.md and DIR/figures/.
@@ -21,7 +22,21 @@ from pyro_clusters.diagnostics.metrics import default_mass_edges
 from pyro_clusters.diagnostics.posterior import load_posterior
 from pyro_clusters.diagnostics.report import summary_line, write_report
 
-__all__ = ["main"]
+__all__ = ["expand_inputs", "main"]
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory becomes its ``posterior_*.nc`` files (sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("posterior_*.nc"))
+            if not found:
+                raise FileNotFoundError(f"no posterior_*.nc files in {p}")
+            files += found
+        else:
+            files.append(p)
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mass-bin-width", type=float, default=0.1, help="dex")
     args = p.parse_args(argv)
     try:
-        posteriors = [load_posterior(f) for f in args.posterior]
-        for f, post in zip(args.posterior, posteriors, strict=True):
+        files = expand_inputs(args.posterior)
+        posteriors = [load_posterior(f) for f in files]
+        for f, post in zip(files, posteriors, strict=True):
             if post.estimator == "unnamed":
                 post.estimator = f.stem.removeprefix("posterior_")
         edges = default_mass_edges(posteriors[0].truth, args.mass_bin_width)
         metrics = write_report(args.out, posteriors, seed=args.seed, save_samples=False,
                                mass_edges=edges,
-                               top_level={"sources": [str(f) for f in args.posterior]})
+                               top_level={"sources": [str(f) for f in files]})
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -140,3 +140,8 @@ def test_report_command_from_saved_samples(msigma, sets, tmp_path, capsys):
     assert CONTRACT <= set(metrics["msigma"])
     assert "msigma            scatter" in capsys.readouterr().out
     assert report_main(["--posterior", str(tmp_path / "missing.nc"), "--out", str(out)]) == 2
+    # a run directory stands for its posterior files
+    again = tmp_path / "rep2"
+    assert report_main(["--posterior", str(tmp_path), "--out", str(again)]) == 0
+    assert "msigma" in json.loads((again / "metrics.json").read_text())
+    assert report_main(["--posterior", str(out), "--out", str(again)]) == 2  # no posteriors there
