@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.data.clusters import ClusterSet, ragged_to_padded
 
 __all__ = ["FeatureSpec", "PaddedBatch", "ellipse_fit", "galaxy_features", "make_batches",
            "pad_features"]
@@ -148,16 +148,7 @@ class PaddedBatch:
 def pad_features(gal: np.ndarray, glob: np.ndarray, offsets: np.ndarray, index: np.ndarray
                  ) -> PaddedBatch:
     """Pad the galaxy features of clusters ``index`` (rows ``offsets[i]:offsets[i+1]``)."""
-    counts = offsets[index + 1] - offsets[index]
-    n_max = max(int(counts.max()), 1)
-    x = np.zeros((index.size, n_max, gal.shape[1]), dtype=np.float32)
-    mask = np.zeros((index.size, n_max), dtype=bool)
-    rows = np.repeat(offsets[index], counts) + (
-        np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-    b = np.repeat(np.arange(index.size), counts)
-    slot = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    x[b, slot] = gal[rows]
-    mask[b, slot] = True
+    x, mask = ragged_to_padded(gal, offsets, index)
     return PaddedBatch(x, mask, glob[index], index)
 
 

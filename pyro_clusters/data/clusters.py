@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CLUSTER_COLUMNS", "ClusterSet", "GALAXY_COLUMNS", "GALAXY_SOURCES", "pad"]
+__all__ = ["CLUSTER_COLUMNS", "ClusterSet", "GALAXY_COLUMNS", "GALAXY_SOURCES", "pad",
+           "ragged_to_padded"]
 
 #: Galaxy-source codes (the ``source`` column).
 GALAXY_SOURCES = {
@@ -167,6 +168,37 @@ class ClusterSet:
         return pad(self, n_max, overflow=overflow)
 
 
+def ragged_to_padded(values: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None,
+                     n_max: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter the ragged rows of clusters ``index`` into a zero-padded array.
+
+    Args:
+        values: (n_galaxies_total, ...) per-galaxy values; cluster i owns rows
+            ``offsets[i]:offsets[i+1]``.
+        offsets: (n_clusters + 1,) offsets.
+        index: clusters to take, in this order (default all).
+        n_max: slots per cluster (default: the largest selected cluster); must not be smaller.
+
+    Returns:
+        (padded (len(index), n_max, ...) with zeros after each cluster's rows, mask
+        (len(index), n_max) True for real rows).
+    """
+    index = np.arange(offsets.size - 1) if index is None else np.asarray(index)
+    counts = offsets[index + 1] - offsets[index]
+    width = max(int(counts.max(initial=0)), 1) if n_max is None else n_max
+    if counts.size and counts.max() > width:
+        raise ValueError(f"a cluster has {counts.max()} rows, more than n_max={width}")
+    first = np.cumsum(counts) - counts
+    slot = np.arange(counts.sum()) - np.repeat(first, counts)
+    rows = np.repeat(offsets[index], counts) + slot
+    owner = np.repeat(np.arange(index.size), counts)
+    out = np.zeros((index.size, width) + values.shape[1:], dtype=values.dtype)
+    mask = np.zeros((index.size, width), dtype=bool)
+    out[owner, slot] = values[rows]
+    mask[owner, slot] = True
+    return out, mask
+
+
 def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
         rng: np.random.Generator | None = None) -> np.ndarray:
     """Zero-pad every cluster to ``n_max`` galaxies with an explicit validity column.
@@ -195,9 +227,9 @@ def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
         )
     if overflow not in ("raise", "subsample"):
         raise ValueError(f"overflow must be 'raise' or 'subsample', got {overflow!r}")
-    out = np.zeros((len(clusters), n_max, 4), dtype=np.float32)
     g = clusters.galaxies
-    cols = np.column_stack([g["x_proj"], g["y_proj"], g["v_los"], np.ones(len(g["v_los"]))])
+    cols = np.column_stack([g["x_proj"], g["y_proj"], g["v_los"], np.ones(len(g["v_los"]))]
+                           ).astype(np.float32)
     if too_big.size:
         if rng is None:
             raise ValueError("overflow='subsample' needs an rng")
@@ -211,6 +243,4 @@ def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
             stacklevel=2,
         )
         cols, n_gal = cols[keep], np.minimum(n_gal, n_max)
-    slot = np.arange(cols.shape[0]) - np.repeat(np.cumsum(n_gal) - n_gal, n_gal)
-    out[np.repeat(np.arange(len(clusters)), n_gal), slot] = cols
-    return out
+    return ragged_to_padded(cols, np.concatenate([[0], np.cumsum(n_gal)]), n_max=n_max)[0]

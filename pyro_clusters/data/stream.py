@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from pyro_clusters.data.clusters import pad
+from pyro_clusters.data.clusters import pad, ragged_to_padded
 from pyro_clusters.data.hdf5 import ClusterDataset
 
 __all__ = ["TorchClusterStream"]
@@ -52,10 +52,8 @@ class TorchClusterStream(torch.utils.data.IterableDataset):
             for start in range(0, len(cs), self.batch_size):
                 sub = cs.select(order[start:start + self.batch_size])
                 x = pad(sub, self.n_max)
-                member = np.zeros(x.shape[:2], dtype=bool)
-                slot = np.arange(len(sub.galaxies["member"])) - np.repeat(sub.offsets[:-1],
-                                                                          sub.n_gal)
-                member[sub.cluster_index(), slot] = sub.galaxies["member"]
+                member = ragged_to_padded(sub.galaxies["member"], sub.offsets,
+                                          n_max=self.n_max)[0]
                 yield {
                     "x": torch.from_numpy(x),
                     "member": torch.from_numpy(member),
