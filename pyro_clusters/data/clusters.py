@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["CLUSTER_COLUMNS", "ClusterSet", "GALAXY_COLUMNS", "GALAXY_SOURCES", "pad",
-           "ragged_to_padded"]
+           "ragged_rows", "ragged_to_padded"]
 
 #: Galaxy-source codes (the ``source`` column).
 GALAXY_SOURCES = {
@@ -168,6 +168,20 @@ class ClusterSet:
         return pad(self, n_max, overflow=overflow)
 
 
+def ragged_rows(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+    """Rows of clusters ``index`` (in that order) and each row's owner position and slot.
+
+    Returns:
+        (rows into the galaxy columns, position in ``index`` of each row's cluster, slot of each
+        row within its cluster), each (sum of the clusters' sizes,). ``padded[owner, slot]``
+        and ``padded[mask]`` both list the rows in this order.
+    """
+    counts = offsets[index + 1] - offsets[index]
+    slot = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(offsets[index], counts) + slot, np.repeat(np.arange(index.size), counts), slot
+
+
 def ragged_to_padded(values: np.ndarray, offsets: np.ndarray, index: np.ndarray | None = None,
                      n_max: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Scatter the ragged rows of clusters ``index`` into a zero-padded array.
@@ -188,10 +202,7 @@ def ragged_to_padded(values: np.ndarray, offsets: np.ndarray, index: np.ndarray 
     width = max(int(counts.max(initial=0)), 1) if n_max is None else n_max
     if counts.size and counts.max() > width:
         raise ValueError(f"a cluster has {counts.max()} rows, more than n_max={width}")
-    first = np.cumsum(counts) - counts
-    slot = np.arange(counts.sum()) - np.repeat(first, counts)
-    rows = np.repeat(offsets[index], counts) + slot
-    owner = np.repeat(np.arange(index.size), counts)
+    rows, owner, slot = ragged_rows(offsets, index)
     out = np.zeros((index.size, width) + values.shape[1:], dtype=values.dtype)
     mask = np.zeros((index.size, width), dtype=bool)
     out[owner, slot] = values[rows]

@@ -6,6 +6,11 @@ Kernels on arrays (:mod:`.coverage`, :mod:`.metrics`), robustness of an estimato
 :mod:`.posterior` holds the container and the file format.
 """
 
+from pyro_clusters.diagnostics.classification import (
+    classification_by_mass,
+    classification_metrics,
+    roc_pr_curves,
+)
 from pyro_clusters.diagnostics.coverage import (
     CoverageResult,
     TarpResult,
@@ -42,6 +47,8 @@ __all__ = [
     "RichnessSplit",
     "TarpResult",
     "by_mass_bin",
+    "classification_by_mass",
+    "classification_metrics",
     "evaluate",
     "hdi_intervals",
     "hpd_coverage",
@@ -49,6 +56,7 @@ __all__ = [
     "load_posterior",
     "residual_metrics",
     "richness_split",
+    "roc_pr_curves",
     "save_posterior",
     "subsample",
     "subsampling_drift",
