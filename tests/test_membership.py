@@ -109,3 +109,36 @@ def test_classifier_save_load_and_setup_check(classifier, cylinder_sets, tmp_pat
         classifier.predict_proba(other)
     with pytest.raises(ValueError, match="threshold"):
         MembershipConfig(threshold=1.5)
+
+
+def test_annotated_probabilities_feed_msigma_and_the_npe(classifier, cylinder_sets, tmp_path):
+    from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator, NPEConfig, NPEDeepSets
+
+    train, val, test = (classifier.annotate(s) for s in cylinder_sets)
+    assert train.galaxies["p_member"].dtype == np.float32
+    selected = MSigmaEstimator(MSigmaConfig(galaxies="p_member", mass_cut=14.0)).fit(train)
+    everything = MSigmaEstimator(MSigmaConfig(galaxies="all", mass_cut=14.0)).fit(train)
+    pure = MSigmaEstimator(MSigmaConfig(galaxies="members", mass_cut=14.0)).fit(train)
+    # interlopers inflate sigma: selecting members lowers it towards the pure value
+    s_sel, s_all, s_pure = (e._sigma(test) for e in (selected, everything, pure))
+    assert np.median(s_sel / s_all) < 1.0 and np.median(np.abs(np.log(s_sel / s_pure))) < \
+        np.median(np.abs(np.log(s_all / s_pure)))
+    # a cluster without any galaxy above the threshold falls back to all its galaxies
+    none = type(test)(test.clusters, dict(test.galaxies, p_member=np.zeros_like(
+        test.galaxies["p_member"])), test.offsets, test.attrs)
+    np.testing.assert_allclose(selected._sigma(none), s_all)
+    assert np.isfinite(selected.sample(none, 10, np.random.default_rng(0))).all()
+    with pytest.raises(ValueError, match="p_member"):
+        selected.predict(cylinder_sets[2])  # not annotated
+
+    cfg = NPEConfig(hidden=16, context=8, blocks=2, flow_hidden=(16,), extra_features=("p_member",),
+                    msigma=MSigmaConfig(galaxies="p_member", mass_cut=14.0),
+                    train=TrainConfig(batch_size=32, max_epochs=1, progress=False))
+    npe = NPEDeepSets(cfg).fit(train, val)
+    assert npe.features.galaxy == ["v_los", "r_proj", "psi", "p_member"]
+    npe.save(tmp_path / "npe")
+    again = NPEDeepSets.load(tmp_path / "npe")
+    np.testing.assert_array_equal(again.sample(test, 20, np.random.default_rng(1)),
+                                  npe.sample(test, 20, np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="p_member"):
+        npe.sample(cylinder_sets[2], 5, np.random.default_rng(0))

@@ -170,6 +170,16 @@ class MembershipClassifier:
             out[ragged_rows(clusters.offsets, index)[0]] = p[b.mask.cpu().numpy()]
         return out
 
+    def annotate(self, clusters: ClusterSet, column: str = "p_member") -> ClusterSet:
+        """The same clusters with the membership probabilities as a float32 galaxy column.
+
+        This is how the probability reaches the NPE (``NPEConfig.extra_features``) and the
+        M-sigma baseline on selected members (``MSigmaConfig(galaxies=column)``).
+        """
+        galaxies = dict(clusters.galaxies)
+        galaxies[column] = self.predict_proba(clusters)
+        return ClusterSet(clusters.clusters, galaxies, clusters.offsets, dict(clusters.attrs))
+
     def predict(self, clusters: ClusterSet, threshold: float | None = None) -> np.ndarray:
         """Boolean membership calls, p > threshold (default: the configured 0.5)."""
         t = self.config.threshold if threshold is None else threshold

@@ -8,8 +8,10 @@ The posterior is Gaussian about the inverted relation with the standard deviatio
 log M_pred - log M_true over the whole training set (not only above the cut, so that its
 coverage holds across the mass range).
 
-Fallback: a cluster with fewer than two galaxies has no dispersion; its posterior is the
-training set's log-mass distribution, N(mean, std) of the training truths. It never returns NaN.
+Fallbacks: with a galaxy selection (``galaxies``), a cluster with fewer than two selected galaxies
+uses all of its galaxies; a cluster with fewer than two galaxies at all has no dispersion and
+its posterior is the training set's log-mass distribution, N(mean, std) of the training truths.
+It never returns NaN.
 """
 
 from __future__ import annotations
@@ -52,20 +54,28 @@ class MSigmaConfig:
         z: redshift of E(z) in the relation.
         mass_cut: fit only training clusters with log10 M >= mass_cut (papers/001: 14.5).
         dispersion: ``"std"`` (papers/001 eq. 6) or ``"biweight"`` (robust).
-        galaxies: ``"all"`` observed galaxies or ``"members"`` only (the oracle of the
-            cylinder setup, ``msigma_pure``).
+        galaxies: which galaxies measure sigma: ``"all"`` observed galaxies
+            (``msigma_contaminated`` in the cylinder setup), ``"members"`` (true members, the
+            oracle ``msigma_pure``), or the name of a galaxy column holding a selection -- a
+            boolean, or a probability such as the classifier's ``p_member`` compared with
+            ``select_threshold`` (papers/002 section 4.2: the baseline on ML-selected members).
+            A cluster with fewer than two selected galaxies uses all of its galaxies.
+        select_threshold: probability above which a galaxy counts as selected.
     """
 
     z: float = 0.117
     mass_cut: float = 14.5
     dispersion: Literal["std", "biweight"] = "std"
-    galaxies: Literal["all", "members"] = "all"
+    galaxies: str = "all"
+    select_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if self.dispersion not in ("std", "biweight"):
             raise ValueError(f"dispersion must be 'std' or 'biweight', got {self.dispersion!r}")
-        if self.galaxies not in ("all", "members"):
-            raise ValueError(f"galaxies must be 'all' or 'members', got {self.galaxies!r}")
+        if not self.galaxies:
+            raise ValueError("galaxies must be 'all', 'members' or a galaxy column name")
+        if not 0.0 < self.select_threshold < 1.0:
+            raise ValueError("select_threshold must be in (0, 1)")
 
 
 class MSigmaEstimator(Estimator):
@@ -79,12 +89,28 @@ class MSigmaEstimator(Estimator):
         self.scatter_dex: float | None = None
         self.fallback_: tuple[float, float] | None = None
 
+    def _selection(self, clusters: ClusterSet) -> np.ndarray | None:
+        """Boolean galaxy mask of the configured selection (None: all galaxies)."""
+        name = self.config.galaxies
+        if name == "all":
+            return None
+        column = "member" if name == "members" else name
+        if column not in clusters.galaxies:
+            raise ValueError(f"the M-sigma baseline selects galaxies by the column {column!r}, "
+                             "which these clusters do not have (for classifier probabilities: "
+                             "MembershipClassifier.annotate)")
+        col = clusters.galaxies[column]
+        return col > self.config.select_threshold if col.dtype.kind == "f" else col.astype(bool)
+
     def _sigma(self, clusters: ClusterSet) -> np.ndarray:
-        if self.config.galaxies == "members":
-            clusters = clusters.filter_galaxies(clusters.galaxies["member"])
+        sel = self._selection(clusters)
         if self.config.dispersion == "biweight":
-            return biweight_dispersion(clusters)
-        return velocity_dispersion(clusters)
+            sigma_all = biweight_dispersion(clusters)
+            sigma = sigma_all if sel is None else biweight_dispersion(clusters.filter_galaxies(sel))
+        else:
+            sigma_all = velocity_dispersion(clusters)
+            sigma = sigma_all if sel is None else velocity_dispersion(clusters, sel)
+        return np.where(np.isfinite(sigma), sigma, sigma_all)  # < 2 selected: all galaxies
 
     def _predict(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
         """(point estimates with the fallback filled in, mask of clusters with a dispersion)."""

@@ -56,6 +56,8 @@ class NPEConfig:
             for the flow to leave its initial plateau on a few thousand clusters).
         msigma: the baseline's configuration.
         eval_batch_size: clusters per batch when embedding for sampling.
+        extra_features: names of galaxy columns appended to the per-galaxy features (e.g. the
+            classifier's ``p_member`` in the cylinder setup, papers/002 section 4).
     """
 
     hidden: int = 64
@@ -67,12 +69,14 @@ class NPEConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
     msigma: MSigmaConfig = field(default_factory=MSigmaConfig)
     eval_batch_size: int = 512
+    extra_features: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict) -> NPEConfig:
         """Inverse of ``dataclasses.asdict``."""
         d = dict(d)
         d["flow_hidden"] = tuple(d.get("flow_hidden", (64, 64)))
+        d["extra_features"] = tuple(d.get("extra_features", ()))
         d["train"] = TrainConfig(**d.get("train", {}))
         d["msigma"] = MSigmaConfig(**d.get("msigma", {}))
         return cls(**d)
@@ -149,10 +153,21 @@ class NPEDeepSets(Estimator):
             raise ValueError(f"this model was trained on the {mine!r} setup; the clusters come "
                              f"from the {theirs!r} setup")
 
+    def _extra(self, clusters: ClusterSet) -> dict[str, np.ndarray]:
+        missing = [n for n in self.config.extra_features if n not in clusters.galaxies]
+        if missing:
+            raise ValueError(f"the model uses galaxy feature(s) {missing} that these clusters do "
+                             "not have (for classifier probabilities: "
+                             "MembershipClassifier.annotate)")
+        return {n: clusters.galaxies[n] for n in self.config.extra_features}
+
+    def _transform(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
+        return self.features.transform(clusters, self._extra(clusters))
+
     def _batches(self, clusters: ClusterSet, z: np.ndarray | None, batch_size: int,
                  rng: np.random.Generator | None, features: tuple | None = None):
         """Padded tensor batches; ``features`` = precomputed (galaxy, global) features."""
-        gal, glob = features if features is not None else self.features.transform(clusters)
+        gal, glob = features if features is not None else self._transform(clusters)
         dev = torch.device(self.config.train.device)
         for index in make_batches(clusters.n_gal, batch_size, rng):
             pb: PaddedBatch = pad_features(gal, glob, clusters.offsets, index)
@@ -188,13 +203,13 @@ class NPEDeepSets(Estimator):
         z_train = ((r_train - self.r_mean) / self.r_std).astype(np.float32)
         z_val = ((val.log_m - self.baseline.predict(val) - self.r_mean) / self.r_std
                  ).astype(np.float32)
-        self.features = FeatureSpec.fit(train)
+        self.features = FeatureSpec.fit(train, self._extra(train))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
             self.model = ResidualFlow(len(self.features.galaxy), len(self.features.global_),
                                       cfg).to(cfg.train.device)
         val_batches = [b for _, b in self._batches(val, z_val, cfg.eval_batch_size, None)]
-        train_features = self.features.transform(train)  # once, not every epoch
+        train_features = self._transform(train)  # once, not every epoch
         self.result = train_model(
             self.model, self._loss,
             lambda rng: (b for _, b in self._batches(train, z_train, cfg.train.batch_size, rng,
