@@ -21,13 +21,16 @@ __all__ = [
     "G_MPC_KMS2_MSUN",
     "MDPL2_PARAMS",
     "DistanceTable",
+    "angular_diameter_distance",
     "get_cosmology",
     "hubble_parameter",
     "hubble_velocity",
     "los_velocity",
+    "projected_to_sky",
     "r200c",
     "relativistic_add",
     "relativistic_subtract",
+    "sky_to_projected",
     "v200c",
 ]
 
@@ -190,3 +193,68 @@ def los_velocity(
     v_cluster = relativistic_add(vpec_cluster_los, hubble_velocity(z_cluster))
     v_galaxy = relativistic_add(vpec_galaxy_los, hubble_velocity(z_galaxy))
     return relativistic_subtract(v_galaxy, v_cluster)
+
+
+def angular_diameter_distance(z: float | np.ndarray) -> np.ndarray:
+    """Angular-diameter distance d_A = d_C / (1 + z) of the flat cosmology [h^-1 Mpc]."""
+    return distance_table().distance(z) / (1.0 + np.asarray(z, dtype=float))
+
+
+def redshift_of_velocity(v: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hubble_velocity`: 1 + z = sqrt((1 + v/c) / (1 - v/c))."""
+    beta = np.asarray(v, dtype=float) / C_KMS
+    return np.sqrt((1.0 + beta) / (1.0 - beta)) - 1.0
+
+
+def projected_to_sky(x_proj: np.ndarray, y_proj: np.ndarray, v_los: np.ndarray,
+                     ra_center: float, dec_center: float, z_cluster: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place projected galaxies on the sky around a cluster at redshift ``z_cluster``.
+
+    Positions: the plane-of-sky offsets are tangent-plane (gnomonic) coordinates
+    xi = x_proj / d_A (towards increasing RA), eta = y_proj / d_A (north). Velocities: the
+    galaxy's observed recession velocity is v_los (+) v_cl, with v_cl the cluster's (papers/001
+    appendix, relativistic composition), turned into a redshift.
+
+    Args:
+        x_proj: projected offset towards increasing RA [physical h^-1 Mpc], (n,).
+        y_proj: projected offset towards the north [physical h^-1 Mpc], (n,).
+        v_los: line-of-sight velocity relative to the cluster [km/s], (n,).
+        ra_center: cluster centre right ascension [deg].
+        dec_center: cluster centre declination [deg].
+        z_cluster: observed redshift of the cluster centre.
+
+    Returns:
+        RA [deg], Dec [deg], cz [km/s] (c times the observed redshift), each (n,).
+    """
+    d_a = float(angular_diameter_distance(z_cluster))
+    xi, eta = np.asarray(x_proj, float) / d_a, np.asarray(y_proj, float) / d_a
+    ra0, dec0 = np.deg2rad(ra_center), np.deg2rad(dec_center)
+    denom = np.cos(dec0) - eta * np.sin(dec0)
+    ra = ra0 + np.arctan2(xi, denom)
+    dec = np.arctan2(np.sin(dec0) + eta * np.cos(dec0), np.hypot(xi, denom))
+    v_total = relativistic_add(np.asarray(v_los, float), hubble_velocity(z_cluster))
+    return np.rad2deg(ra) % 360.0, np.rad2deg(dec), C_KMS * redshift_of_velocity(v_total)
+
+
+def sky_to_projected(ra: np.ndarray, dec: np.ndarray, cz: np.ndarray, ra_center: float,
+                     dec_center: float, z_cluster: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`projected_to_sky`: (RA, Dec, cz) -> x_proj, y_proj [h^-1 Mpc], v_los.
+
+    Args:
+        ra: galaxy right ascensions [deg], (n,).
+        dec: galaxy declinations [deg], (n,).
+        cz: c times the observed redshift [km/s], (n,).
+        ra_center: cluster centre right ascension [deg].
+        dec_center: cluster centre declination [deg].
+        z_cluster: observed redshift of the cluster centre.
+    """
+    d_a = float(angular_diameter_distance(z_cluster))
+    ra, dec = np.deg2rad(np.asarray(ra, float)), np.deg2rad(np.asarray(dec, float))
+    ra0, dec0 = np.deg2rad(ra_center), np.deg2rad(dec_center)
+    cos_c = np.sin(dec0) * np.sin(dec) + np.cos(dec0) * np.cos(dec) * np.cos(ra - ra0)
+    xi = np.cos(dec) * np.sin(ra - ra0) / cos_c
+    eta = (np.cos(dec0) * np.sin(dec) - np.sin(dec0) * np.cos(dec) * np.cos(ra - ra0)) / cos_c
+    v_total = hubble_velocity(np.asarray(cz, float) / C_KMS)
+    return xi * d_a, eta * d_a, relativistic_subtract(v_total, hubble_velocity(z_cluster))

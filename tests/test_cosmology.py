@@ -55,3 +55,33 @@ def test_los_velocity_limits():
     np.testing.assert_allclose(v, 0.0, atol=1e-9)
     with pytest.raises(ValueError, match="outside the tabulated range"):
         los_velocity(z, np.array([-1e6]), np.zeros(1), 0.0)
+
+
+def test_sky_round_trip_is_exact():
+    """A simulated cluster placed on the sky and read back gives the same phase space."""
+    from pyro_clusters.cosmology import projected_to_sky, sky_to_projected
+    from pyro_clusters.simulator import SimulatorConfig, simulate
+
+    cs = simulate(np.array([14.5]), SimulatorConfig(), np.random.default_rng(0))
+    g = cs.galaxies
+    for ra0, dec0 in ((150.0, 2.2), (359.9, -60.0), (0.05, 85.0)):
+        ra, dec, cz = projected_to_sky(g["x_proj"], g["y_proj"], g["v_los"], ra0, dec0, 0.117)
+        x, y, v = sky_to_projected(ra, dec, cz, ra0, dec0, 0.117)
+        np.testing.assert_allclose(x, g["x_proj"], atol=1e-9)
+        np.testing.assert_allclose(y, g["y_proj"], atol=1e-9)
+        np.testing.assert_allclose(v, g["v_los"], atol=1e-6)
+
+
+def test_sky_placement_matches_astropy_separations_and_redshifts():
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from pyro_clusters.cosmology import angular_diameter_distance, projected_to_sky
+
+    x, y = np.array([1.0, 0.0, -0.5]), np.array([0.0, 1.6, 0.3])
+    ra, dec, cz = projected_to_sky(x, y, np.zeros(3), 150.0, 30.0, 0.117)
+    sep = SkyCoord(150.0 * u.deg, 30.0 * u.deg).separation(SkyCoord(ra * u.deg, dec * u.deg))
+    d_a = angular_diameter_distance(0.117)
+    np.testing.assert_allclose(np.tan(sep.rad) * d_a, np.hypot(x, y), rtol=1e-10)
+    np.testing.assert_allclose(cz, C_KMS * 0.117, rtol=1e-12)  # v_los = 0: the cluster's z
+    assert ra[0] > 150.0 and dec[1] > 30.0  # +x is east, +y is north
