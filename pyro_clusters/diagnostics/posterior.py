@@ -103,7 +103,7 @@ class PosteriorSamples:
             coords={"cluster": np.arange(self.n_clusters)},
         )
         tree.attrs.update({"estimator": self.estimator, "units": "log10(M200c / h^-1 Msun)",
-                           **self.attrs})
+                           **{k: v for k, v in self.attrs.items() if v is not None}})
         return tree
 
     @classmethod

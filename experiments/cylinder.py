@@ -1,0 +1,248 @@
+"""Cylinder setup (interlopers included): ``python -m experiments.cylinder [--quick] [--out DIR]``.
+
+Papers/002 section 4 and Appendix A. Simulates cylinder training, validation, HMF test and flat
+test sets; trains the Deep Sets membership classifier; attaches its probabilities ``p_member``
+to every galaxy; fits the three M-sigma baselines (all galaxies = ``msigma_contaminated``,
+classifier-selected members = ``msigma``, true members = ``msigma_pure``, an oracle); trains the
+NPE on the residual about ``msigma`` with and without ``p_member`` as a galaxy feature (the one
+with the lower validation loss becomes ``npe_deepsets``, the other is reported as well); runs
+the caustic method (causticsnupy, on a mass-stratified subset of test clusters because it is
+slow), the shifting gapper and 3-sigma clipping; and writes metrics.json (the DESIGN.md
+contract plus an ``interlopers`` section), report.md with the classification table, ROC and
+precision-recall curves and the mass-estimator figures, and the posterior samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.common import (  # noqa: E402
+    posterior_of,
+    prior_sections,
+    robustness,
+    robustness_markdown,
+    simulate_sets,
+)
+from pyro_clusters.baselines.caustic import caustic_members  # noqa: E402
+from pyro_clusters.baselines.membership import shifting_gapper, sigma_clipping  # noqa: E402
+from pyro_clusters.diagnostics.classification import (  # noqa: E402
+    classification_by_mass,
+    classification_metrics,
+    roc_pr_curves,
+)
+from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
+from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator  # noqa: E402
+from pyro_clusters.estimators.membership import (  # noqa: E402
+    MembershipClassifier,
+    MembershipConfig,
+)
+from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets  # noqa: E402
+from pyro_clusters.estimators.prior import PriorReweighted  # noqa: E402
+from pyro_clusters.simulator import SimulatorConfig  # noqa: E402
+from pyro_clusters.training import TrainConfig  # noqa: E402
+
+__all__ = ["SIZES", "main", "run"]
+
+#: size -> (train, val, test, max_epochs, patience, budget per network [s], caustic clusters,
+#:          robustness clusters)
+SIZES = {
+    "tiny": (300, 100, 200, 2, 2, None, 3, 40),
+    "quick": (3000, 600, 1500, 12, 4, 70.0, 6, 200),
+    "full": (20000, 4000, 5000, 60, 6, 600.0, 60, 800),
+}
+MASS_EDGES = np.round(np.arange(14.0, 15.31, 0.25), 2)
+METHOD_COLUMNS = ("accuracy", "precision", "recall", "contamination", "f1")
+
+
+def _train_config(size: str, seed: int, device: str, progress: bool) -> TrainConfig:
+    _, _, _, epochs, patience, budget, _, _ = SIZES[size]
+    return TrainConfig(batch_size=32, max_epochs=epochs, patience=patience, max_seconds=budget,
+                       seed=seed, device=device, progress=progress)
+
+
+def _stratified(log_m: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to n clusters spread evenly over the mass bins (the HMF test set is steep)."""
+    per = max(1, n // (len(MASS_EDGES) - 1))
+    pick = []
+    for lo, hi in zip(MASS_EDGES[:-1], MASS_EDGES[1:], strict=True):
+        idx = np.flatnonzero((log_m >= lo) & (log_m < hi))
+        pick.append(rng.choice(idx, min(per, idx.size), replace=False))
+    return np.sort(np.concatenate(pick))
+
+
+def interloper_section(test, p_member, subset, seed: int, out: Path, workers: int) -> tuple:
+    """Classification metrics of every method, ROC/PR figure and report lines."""
+    truth = test.galaxies["member"]
+    host_m = test.log_m[test.cluster_index()]
+    calls = {"deepsets_classifier": p_member > 0.5, "shifting_gapper": shifting_gapper(test),
+             "sigma_clipping": sigma_clipping(test)}
+    results = {name: {"overall": classification_metrics(truth, c),
+                      "by_mass_bin": classification_by_mass(truth, c, host_m, MASS_EDGES)}
+               for name, c in calls.items()}
+    # the caustic method is slow: a mass-stratified subset, all methods on it for a fair table
+    sub = test.select(subset)
+    t0 = time.perf_counter()
+    caustic = caustic_members(sub, workers=workers, progress=False)
+    caustic_seconds = (time.perf_counter() - t0) / max(len(sub), 1)
+    sub_truth, sub_m = sub.galaxies["member"], sub.log_m[sub.cluster_index()]
+    rows = np.concatenate([np.arange(test.offsets[i], test.offsets[i + 1]) for i in subset])
+    subset_results = {
+        name: classification_by_mass(sub_truth, c, sub_m, MASS_EDGES)
+        for name, c in [("caustic", caustic)] + [(k, v[rows]) for k, v in calls.items()]}
+    results["caustic"] = {"overall": classification_metrics(sub_truth, caustic),
+                          "by_mass_bin": subset_results["caustic"],
+                          "n_clusters": len(sub), "seconds_per_cluster": caustic_seconds}
+    curves = roc_pr_curves(truth, p_member)
+    results["deepsets_classifier"].update(auc_roc=curves["auc_roc"],
+                                          average_precision=curves["average_precision"])
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    axes[0].plot(curves["fpr"], curves["tpr"], label=f"Deep Sets (AUC {curves['auc_roc']:.3f})")
+    axes[1].plot(curves["recall"], curves["precision"], label="Deep Sets")
+    for i, (name, c) in enumerate(list(calls.items())[1:] + [("caustic", None)]):
+        m = results[name]["overall"]
+        fpr = (np.sum(~sub_truth & caustic) / np.sum(~sub_truth) if c is None
+               else np.sum(~truth & c) / np.sum(~truth))
+        axes[0].scatter([fpr], [m["recall"]], color=f"C{i + 1}", label=name, zorder=3)
+        axes[1].scatter([m["recall"]], [m["precision"]], color=f"C{i + 1}", label=name, zorder=3)
+    axes[0].plot([0, 1], [0, 1], "k:", lw=1)
+    axes[0].set(xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC")
+    axes[1].set(xlabel="recall", ylabel="precision", title="precision-recall")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "figures" / "interlopers_roc_pr.png", dpi=120)
+    plt.close(fig)
+
+    lines = ["", "## Interlopers", "",
+             f"All test clusters ({len(test)}): classifier (p > 0.5), shifting gapper "
+             "(1000 km/s), 3σ clipping. Caustic method (causticsnupy, its own bandwidth "
+             f"search, {caustic_seconds:.1f} s per cluster) on a mass-stratified subset of "
+             f"{len(sub)} clusters; the per-bin table below is on that subset for every method.",
+             "", "| method | log M bin | clusters' galaxies | " + " | ".join(METHOD_COLUMNS) + " |",
+             "|---" * (3 + len(METHOD_COLUMNS)) + "|"]
+    for name, bins in subset_results.items():
+        for b in bins:
+            lines.append(f"| {name} | {b['lo']:.2f}–{b['hi']:.2f} | {b['n_galaxies']} | "
+                         + " | ".join(f"{b[k]:.3f}" for k in METHOD_COLUMNS) + " |")
+    lines += ["", "Overall on all test clusters: " + "; ".join(
+        f"{n}: F1 {results[n]['overall']['f1']:.3f}" for n in calls) +
+        f"; classifier ROC AUC {curves['auc_roc']:.3f}.", "",
+        "![ROC and precision-recall](figures/interlopers_roc_pr.png)"]
+    results["subset_by_mass_bin"] = subset_results
+    return results, lines
+
+
+def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: int) -> dict:
+    """Run the experiment; returns the metrics written."""
+    n_train, n_val, n_test, _, _, _, n_caustic, n_rob = SIZES[size]
+    rng = np.random.default_rng(seed)
+    sim = SimulatorConfig(setup="cylinder")
+    data = simulate_sets(sim, n_train, n_val, n_test, rng)
+    models = out / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    tcfg = _train_config(size, seed, device, progress)
+
+    clf = MembershipClassifier(MembershipConfig(train=tcfg)).fit(
+        data.train, data.val, checkpoint=models / "classifier_checkpoint.pt")
+    clf.save(models / "classifier")
+    train, val, test, test_flat = (clf.annotate(s) for s in (data.train, data.val, data.test,
+                                                               data.test_flat))
+
+    baselines = {}
+    for name, galaxies in (("msigma_contaminated", "all"), ("msigma", "p_member"),
+                           ("msigma_pure", "members")):
+        t0 = time.perf_counter()
+        est = MSigmaEstimator(MSigmaConfig(z=sim.z, galaxies=galaxies)).fit(train)
+        baselines[name] = (est, time.perf_counter() - t0)
+        est.save(models / f"{name}.json")
+
+    npes = {}
+    for label, extra in (("with_p", ("p_member",)), ("without_p", ())):
+        cfg = NPEConfig(train=tcfg, extra_features=extra,
+                        msigma=MSigmaConfig(z=sim.z, galaxies="p_member"))
+        npe = NPEDeepSets(cfg).fit(train, val, checkpoint=models / f"npe_{label}_checkpoint.pt")
+        npe.save(models / f"npe_deepsets_{label}")
+        npes[label] = npe
+    best = min(npes, key=lambda k: npes[k].result.best_val_loss)
+    other = "without_p" if best == "with_p" else "with_p"
+    npe = npes[best]
+
+    posteriors = [posterior_of(est, test, 1000, rng, secs, name=name)
+                  for name, (est, secs) in baselines.items()]
+    posteriors += [posterior_of(npe, test, 1000, rng, npe.train_seconds, name="npe_deepsets"),
+                   posterior_of(npes[other], test, 1000, rng, npes[other].train_seconds,
+                                name=f"npe_deepsets_{other}"),
+                   posterior_of(PriorReweighted(npe, data.hmf.density), test, 1000, rng,
+                                npe.train_seconds, name="npe_deepsets_hmf")]
+    flat = write_report(out / "flat_test",
+                        [posterior_of(baselines["msigma"][0], test_flat, 1000, rng, None),
+                         posterior_of(npe, test_flat, 1000, rng, npe.train_seconds)],
+                        seed=seed, title=f"Cylinder setup ({size}): flat-prior test set")
+
+    interlopers, interloper_lines = interloper_section(
+        test, test.galaxies["p_member"], _stratified(test.log_m, n_caustic, rng), seed, out,
+        workers)
+    interlopers["classifier_training"] = clf.result.to_dict()
+    rob = {name: robustness(est, test, rng, n_rob, 3)
+           for name, est in (("msigma", baselines["msigma"][0]), ("npe_deepsets", npe))}
+    top = {
+        "n_train": len(train), "n_val": len(val), "size": size,
+        "config": {"simulator": sim.to_dict(), "npe": asdict(npe.config),
+                   "classifier": asdict(clf.config)},
+        "simulation_seconds": data.seconds,
+        "npe_choice": {"default": best, "val_loss": {k: v.result.best_val_loss
+                                                     for k, v in npes.items()}},
+        "interlopers": interlopers,
+        "robustness": rob,
+        "flat_test": {k: flat[k] for k in ("msigma", "npe_deepsets", "n_test")},
+    }
+    choice = ["", f"NPE default: `{best}` the membership probability as a galaxy feature "
+              f"(validation loss {npes[best].result.best_val_loss:.4f} vs "
+              f"{npes[other].result.best_val_loss:.4f}); the other is `npe_deepsets_{other}`."]
+    return write_report(out, posteriors, seed=seed, top_level=top,
+                        title=f"Cylinder setup ({size} size)",
+                        extra_sections=choice + interloper_lines
+                        + prior_sections(flat, ["msigma", "npe_deepsets"])
+                        + robustness_markdown(rob))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    p = argparse.ArgumentParser(prog="python -m experiments.cylinder", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small run (a few minutes)")
+    p.add_argument("--size", choices=sorted(SIZES), default=None,
+                   help="explicit size (overrides --quick); 'tiny' is for the test suite")
+    p.add_argument("--out", type=Path, default=Path("results/cylinder"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--workers", type=int, default=2, help="processes for the caustic method")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    size = args.size or ("quick" if args.quick else "full")
+    metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers)
+    for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
+                 "npe_deepsets_hmf"):
+        print(summary_line(name, metrics[name]))
+    ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma_contaminated"]["scatter_dex"]
+    f1 = {k: v["overall"]["f1"] for k, v in metrics["interlopers"].items()
+          if isinstance(v, dict) and "overall" in v}
+    print("F1: " + ", ".join(f"{k} {v:.3f}" for k, v in f1.items()))
+    print(f"scatter ratio npe/msigma_contaminated = {ratio:.3f}; wrote {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
