@@ -42,3 +42,27 @@ def test_idealized_experiment_end_to_end(tmp_path):
     assert (tmp_path / "models" / "npe_deepsets" / "weights.pt").exists()
     report = (tmp_path / "report.md").read_text()
     assert "Which prior?" in report and "Robustness" in report
+
+
+def test_cylinder_experiment_end_to_end(tmp_path):
+    from experiments import cylinder
+
+    assert cylinder.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "3",
+                          "--no-progress", "--workers", "2"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
+                 "npe_deepsets_hmf"):
+        assert "scatter_dex" in metrics[name] and "tarp_ecp" in metrics[name]
+    other = [k for k in metrics if k.startswith("npe_deepsets_with") or
+             k.startswith("npe_deepsets_without")]
+    assert len(other) == 1  # the NPE variant not chosen is reported too
+    inter = metrics["interlopers"]
+    for method in ("deepsets_classifier", "shifting_gapper", "sigma_clipping", "caustic"):
+        assert {"accuracy", "precision", "recall", "contamination", "f1"} <= \
+            set(inter[method]["overall"])
+        assert inter[method]["by_mass_bin"]
+    assert 0.5 < inter["deepsets_classifier"]["auc_roc"] <= 1.0
+    assert (tmp_path / "figures" / "interlopers_roc_pr.png").stat().st_size > 10_000
+    assert (tmp_path / "models" / "classifier" / "weights.pt").exists()
+    report = (tmp_path / "report.md").read_text()
+    assert "## Interlopers" in report and "caustic" in report
