@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,8 +22,8 @@ from pyro_clusters.simulator import (
     simulate_selected,
 )
 
-__all__ = ["DataSets", "posterior_of", "prior_sections", "robustness", "robustness_markdown",
-           "simulate_sets"]
+__all__ = ["DataSets", "experiment_parser", "posterior_of", "prior_sections", "robustness",
+           "robustness_markdown", "simulate_sets"]
 
 
 @dataclass
@@ -119,3 +121,22 @@ def robustness_markdown(results: dict[str, dict]) -> list[str]:
                      + " | ".join(f"{c:.3f}" for c in cells)
                      + f" | {v['median_shift_dex']:+.3f} | {v['std_ratio']:.3f} |")
     return lines
+
+
+def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
+                      ) -> argparse.ArgumentParser:
+    """Parser with the options every experiment takes (callers add their own).
+
+    --quick, --size (one of ``sizes``), --out (default ``default_out``), --seed, --device,
+    --no-progress.
+    """
+    p = argparse.ArgumentParser(prog=prog, description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small run (a few minutes)")
+    p.add_argument("--size", choices=sorted(sizes), default=None,
+                   help="explicit size (overrides --quick); 'tiny' is for the test suite")
+    p.add_argument("--out", type=Path, default=Path(default_out))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--no-progress", action="store_true")
+    return p

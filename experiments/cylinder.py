@@ -14,7 +14,6 @@ precision-recall curves and the mass-estimator figures, and the posterior sample
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -27,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments.common import (  # noqa: E402
+    experiment_parser,
     posterior_of,
     prior_sections,
     robustness,
@@ -242,16 +242,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m experiments.cylinder", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small run (a few minutes)")
-    p.add_argument("--size", choices=sorted(SIZES), default=None,
-                   help="explicit size (overrides --quick); 'tiny' is for the test suite")
-    p.add_argument("--out", type=Path, default=Path("results/cylinder"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p = experiment_parser("python -m experiments.cylinder", __doc__, SIZES, "results/cylinder")
     p.add_argument("--workers", type=int, default=2, help="processes for the caustic method")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers)

@@ -9,7 +9,6 @@ DIR/report.md, DIR/figures/, the posterior samples and the trained models (DIR/m
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.common import (
+    experiment_parser,
     posterior_of,
     prior_sections,
     robustness,
@@ -92,16 +92,9 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m experiments.idealized", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small run (a few minutes)")
-    p.add_argument("--size", choices=sorted(SIZES), default=None,
-                   help="explicit size (overrides --quick); 'tiny' is for the test suite")
-    p.add_argument("--out", type=Path, default=Path("results/idealized"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p = experiment_parser("python -m experiments.idealized", __doc__, SIZES,
+                          "results/idealized")
     p.add_argument("--resume", action="store_true", help="continue an interrupted training")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress)

@@ -25,8 +25,8 @@ import numpy as np
 
 from pyro_clusters.data.clusters import ClusterSet, ragged_to_padded
 
-__all__ = ["FeatureSpec", "PaddedBatch", "ellipse_fit", "galaxy_features", "make_batches",
-           "pad_features"]
+__all__ = ["FeatureSpec", "PaddedBatch", "check_same_setup", "ellipse_fit", "galaxy_features",
+           "make_batches", "pad_features", "provenance"]
 
 GALAXY_FEATURES = ("v_los", "r_proj", "psi")
 GLOBAL_FEATURES = ("ellipticity",)
@@ -179,3 +179,18 @@ def make_batches(n_gal: np.ndarray, batch_size: int, rng: np.random.Generator | 
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def provenance(train: ClusterSet) -> dict:
+    """What a model was trained on: setup, redshift, aperture, v_cut, log-mass range."""
+    out = {k: train.attrs[k] for k in ("setup", "z", "aperture", "v_cut") if k in train.attrs}
+    out["log_m_range"] = [float(train.log_m.min()), float(train.log_m.max())]
+    return out
+
+
+def check_same_setup(trained_on: dict, clusters: ClusterSet, what: str = "model") -> None:
+    """Raise ``ValueError`` when both sides know their setup and it differs."""
+    mine, theirs = trained_on.get("setup"), clusters.attrs.get("setup")
+    if mine and theirs and mine != theirs:
+        raise ValueError(f"this {what} was trained on the {mine!r} setup; the clusters come "
+                         f"from the {theirs!r} setup")

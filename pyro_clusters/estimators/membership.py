@@ -22,7 +22,13 @@ import torch
 from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet, ragged_rows, ragged_to_padded
-from pyro_clusters.features import FeatureSpec, make_batches, pad_features
+from pyro_clusters.features import (
+    FeatureSpec,
+    check_same_setup,
+    make_batches,
+    pad_features,
+    provenance,
+)
 from pyro_clusters.nets.deepsets import DeepSetsEncoder
 from pyro_clusters.training import TrainConfig, TrainResult, train_model
 
@@ -137,8 +143,7 @@ class MembershipClassifier:
                 raise ValueError(f"the {name} clusters have no 'member' column to learn from")
         t0 = time.perf_counter()
         cfg = self.config
-        self.trained_on = {k: train.attrs[k] for k in ("setup", "z", "aperture", "v_cut")
-                           if k in train.attrs}
+        self.trained_on = provenance(train)
         self.features = FeatureSpec.fit(train)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
@@ -159,10 +164,7 @@ class MembershipClassifier:
         """Membership probability of every galaxy, (n_galaxies_total,), in the set's order."""
         if self.model is None:
             raise RuntimeError("fit or load the classifier first")
-        mine, theirs = self.trained_on.get("setup"), clusters.attrs.get("setup")
-        if mine and theirs and mine != theirs:
-            raise ValueError(f"this classifier was trained on the {mine!r} setup; the clusters "
-                             f"come from the {theirs!r} setup")
+        check_same_setup(self.trained_on, clusters, "classifier")
         self.model.eval()
         out = np.empty(clusters.offsets[-1], dtype=np.float32)
         for index, b in self._batches(clusters, self.config.eval_batch_size, None, labels=False):

@@ -31,7 +31,14 @@ from torch import nn
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators.base import Estimator
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.features import FeatureSpec, PaddedBatch, make_batches, pad_features
+from pyro_clusters.features import (
+    FeatureSpec,
+    PaddedBatch,
+    check_same_setup,
+    make_batches,
+    pad_features,
+    provenance,
+)
 from pyro_clusters.nets.deepsets import DeepSetsEncoder
 from pyro_clusters.training import TrainConfig, TrainResult, train_model
 
@@ -148,10 +155,7 @@ class NPEDeepSets(Estimator):
 
     # -- data -----------------------------------------------------------------------------
     def _check_data(self, clusters: ClusterSet) -> None:
-        mine, theirs = self.trained_on.get("setup"), clusters.attrs.get("setup")
-        if mine and theirs and mine != theirs:
-            raise ValueError(f"this model was trained on the {mine!r} setup; the clusters come "
-                             f"from the {theirs!r} setup")
+        check_same_setup(self.trained_on, clusters)
 
     def _extra(self, clusters: ClusterSet) -> dict[str, np.ndarray]:
         missing = [n for n in self.config.extra_features if n not in clusters.galaxies]
@@ -194,9 +198,7 @@ class NPEDeepSets(Estimator):
             raise ValueError("npe_deepsets needs a validation set for early stopping")
         t0 = time.perf_counter()
         cfg = self.config
-        self.trained_on = {k: train.attrs[k] for k in ("setup", "z", "aperture", "v_cut")
-                           if k in train.attrs}
-        self.trained_on["log_m_range"] = [float(train.log_m.min()), float(train.log_m.max())]
+        self.trained_on = provenance(train)
         self.baseline = MSigmaEstimator(cfg.msigma).fit(train)
         r_train = train.log_m - self.baseline.predict(train)
         self.r_mean, self.r_std = float(r_train.mean()), float(r_train.std())
