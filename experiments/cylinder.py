@@ -41,11 +41,12 @@ from pyro_clusters.diagnostics.classification import (  # noqa: E402
     roc_pr_curves,
 )
 from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
-from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator  # noqa: E402
+from pyro_clusters.estimators import MSigmaConfig  # noqa: E402
 from pyro_clusters.estimators.membership import (  # noqa: E402
     MembershipClassifier,
     MembershipConfig,
 )
+from pyro_clusters.estimators.msigma import fit_on_validation  # noqa: E402
 from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets  # noqa: E402
 from pyro_clusters.estimators.prior import PriorReweighted  # noqa: E402
 from pyro_clusters.simulator import SimulatorConfig  # noqa: E402
@@ -78,23 +79,6 @@ def _stratified(log_m: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
         idx = np.flatnonzero((log_m >= lo) & (log_m < hi))
         pick.append(rng.choice(idx, min(per, idx.size), replace=False))
     return np.sort(np.concatenate(pick))
-
-
-def fit_msigma_on_validation(train, val, z: float, galaxies: str,
-                             cuts: tuple[float, ...] = (13.5, 14.0, 14.5)):
-    """Fit the M-sigma baseline with each mass cut and keep the best on validation.
-
-    Returns:
-        (estimator with the smallest validation scatter of log M_pred - log M_true,
-        {cut: scatter, "chosen": cut}).
-    """
-    scores, fits = {}, {}
-    for cut in cuts:
-        est = MSigmaEstimator(MSigmaConfig(z=z, mass_cut=cut, galaxies=galaxies)).fit(train)
-        fits[cut] = est
-        scores[cut] = float(np.std(est.predict(val) - val.log_m))
-    chosen = min(scores, key=scores.get)
-    return fits[chosen], {**{str(k): v for k, v in scores.items()}, "chosen": chosen}
 
 
 def interloper_section(test, p_member, subset, seed: int, out: Path, workers: int) -> tuple:
@@ -181,7 +165,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     for name, galaxies in (("msigma_contaminated", "all"), ("msigma", "p_member"),
                            ("msigma_pure", "members")):
         t0 = time.perf_counter()
-        est, cuts[name] = fit_msigma_on_validation(train, val, sim.z, galaxies)
+        est, cuts[name] = fit_on_validation(train, val,
+                                            MSigmaConfig(z=sim.z, galaxies=galaxies))
         baselines[name] = (est, time.perf_counter() - t0)
         est.save(models / f"{name}.json")
 

@@ -1,0 +1,299 @@
+r"""Real fields: a redshift table around a cluster -> the projected phase space the models see.
+
+A table of galaxies (RA and Dec in degrees, a redshift z or c z in km/s) and the cluster centre
+(RA, Dec, z) go through the same observation model as the mocks (papers/001 section 2.2 and
+appendix eqs. 15-22):
+
+- positions: tangent-plane (gnomonic) offsets from the centre times the angular-diameter
+  distance of the cluster in the simulator's cosmology (:mod:`pyro_clusters.cosmology`,
+  MDPL2/Planck-2013-like), giving x_proj (towards increasing RA) and y_proj (north) in physical
+  h^-1 Mpc;
+- velocities: v_los = v_gal (-) v_cl, the relativistic difference of the galaxy's and the
+  cluster's recession velocities, each from its observed redshift
+  (:func:`pyro_clusters.cosmology.sky_to_projected`, the exact inverse of the placement used
+  to put mocks on the sky);
+- the cylinder cut R_proj <= R_ap and |v_los| <= v_cut of the model's training set.
+
+Tables are read with astropy's ASCII reader (CSV, whitespace-separated, with or without
+comment lines), so anything it reads is accepted. Rows with a missing or NaN value in a used
+column are dropped and counted, never silently; a non-numeric value is an error naming the
+column and the row.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyro_clusters.cosmology import C_KMS, projected_to_sky, sky_to_projected
+from pyro_clusters.data.clusters import ClusterSet
+
+__all__ = ["COLUMN_ALIASES", "FieldObservation", "ObservationError", "RedshiftTable",
+           "cluster_to_table", "observe_field", "read_redshift_table", "write_redshift_table"]
+
+#: Column names recognised without being told (case-insensitive), in order of preference.
+COLUMN_ALIASES = {
+    "ra": ("ra", "raj2000", "_raj2000", "ra_deg", "radeg", "alpha"),
+    "dec": ("dec", "de", "dej2000", "decj2000", "_dej2000", "dec_deg", "decdeg", "delta"),
+    "z": ("z", "redshift", "zspec", "z_spec", "zhelio", "z_helio"),
+    "cz": ("cz", "vhelio", "v_helio", "velocity", "vel", "v"),
+}
+
+
+class ObservationError(ValueError):
+    """A table or centre that cannot give a phase-space diagram; the message says why."""
+
+
+@dataclass
+class RedshiftTable:
+    """Galaxies of a redshift table with every used value present.
+
+    Attributes:
+        ra: right ascension [deg], (n,).
+        dec: declination [deg], (n,).
+        cz: c times the observed redshift [km/s], (n,).
+        row: row number of each galaxy in the file's data (0-based), (n,).
+        n_rows: data rows in the file.
+        n_dropped: rows dropped for a missing or NaN value in a used column.
+        columns: role (``ra``, ``dec``, ``z`` or ``cz``) -> column name used.
+        source: file name.
+    """
+
+    ra: np.ndarray
+    dec: np.ndarray
+    cz: np.ndarray
+    row: np.ndarray
+    n_rows: int
+    n_dropped: int
+    columns: dict[str, str]
+    source: str = ""
+
+
+def _find_column(names: list[str], role: str, given: str | None) -> str | None:
+    lower = {n.lower(): n for n in names}
+    if given is not None:
+        if given in names:
+            return given
+        if given.lower() in lower:
+            return lower[given.lower()]
+        raise ObservationError(f"column {given!r} (for {role}) is not in the table; its "
+                               f"columns are {names}")
+    return next((lower[a] for a in COLUMN_ALIASES[role] if a in lower), None)
+
+
+def _numeric(table, name: str) -> np.ndarray:
+    """A column as float64 with missing values as NaN; non-numeric entries raise."""
+    col = table[name]
+    mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
+    values = np.asarray(col.filled(np.nan) if mask.any() else col)
+    if values.dtype.kind in "fiub":
+        out = values.astype(np.float64)
+    else:
+        out = np.full(len(values), np.nan)
+        for i, v in enumerate(values):
+            if mask[i]:
+                continue
+            s = str(v).strip()
+            if s.lower() in ("", "nan", "--", "null", "none", "na"):
+                continue
+            try:
+                out[i] = float(s)
+            except ValueError:
+                raise ObservationError(
+                    f"column {name!r} has a non-numeric value {s!r} in data row {i + 1}"
+                ) from None
+    out[mask] = np.nan
+    return out
+
+
+def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str | None = None,
+                        z: str | None = None, cz: str | None = None,
+                        format: str | None = None) -> RedshiftTable:
+    """Read RA, Dec and redshift (or c z) of the galaxies of a table.
+
+    Args:
+        path: CSV or whitespace-separated table with a header line.
+        ra: RA column name (default: the first of :data:`COLUMN_ALIASES` present).
+        dec: Dec column name (likewise).
+        z: name of a redshift column; or
+        cz: name of a c z column [km/s] (give at most one of the two; with neither, a column
+            named like a redshift is looked for first, then one named like c z).
+        format: astropy ASCII format (default: guessed).
+
+    Returns:
+        the table's galaxies with all three values present.
+
+    Raises:
+        ObservationError: unreadable file, missing or non-numeric columns, impossible values.
+    """
+    from astropy.io import ascii
+
+    path = Path(path)
+    if not path.is_file():
+        raise ObservationError(f"no table at {path}")
+    if z is not None and cz is not None:
+        raise ObservationError("give either a redshift column or a cz column, not both")
+    try:
+        table = ascii.read(path, format=format) if format else ascii.read(path)
+    except Exception as err:  # astropy raises many types for unreadable text
+        raise ObservationError(f"cannot read {path} as a table: {err}") from err
+    names = list(table.colnames)
+    cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec)}
+    if cz is not None:
+        cols["cz"] = _find_column(names, "cz", cz)
+    elif z is not None:
+        cols["z"] = _find_column(names, "z", z)
+    else:
+        zc, czc = _find_column(names, "z", None), _find_column(names, "cz", None)
+        cols.update({"z": zc} if zc else {"cz": czc})
+    missing = [role for role, name in cols.items() if name is None]
+    if missing:
+        what = {"ra": "RA (--ra-col)", "dec": "Dec (--dec-col)",
+                "z": "redshift (--z-col) or cz (--cz-col)",
+                "cz": "redshift (--z-col) or cz (--cz-col)"}
+        raise ObservationError(
+            "the table has no column for " + ", ".join(what[m] for m in missing)
+            + f"; its columns are {names}")
+    values = {role: _numeric(table, name) for role, name in cols.items()}
+    ok = np.all([np.isfinite(v) for v in values.values()], axis=0)
+    vel = values["cz"] if "cz" in values else C_KMS * values["z"]
+    r, d = values["ra"], values["dec"]
+    if np.any(np.abs(d[ok]) > 90.0):
+        raise ObservationError(f"column {cols['dec']!r} has declinations outside [-90, 90] deg")
+    if "z" in values and np.any(values["z"][ok] > 20.0):
+        raise ObservationError(f"column {cols['z']!r} has values above 20: is it c z in km/s? "
+                               "Then name it with --cz-col")
+    if "cz" in values and np.any(vel[ok] >= C_KMS):
+        raise ObservationError(f"column {cols['cz']!r} has values >= c; is it a redshift? "
+                               "Then name it with --z-col")
+    if np.any(vel[ok] <= -C_KMS / 2):
+        raise ObservationError("the table has strongly negative redshifts")
+    rows = np.flatnonzero(ok)
+    return RedshiftTable(r[ok] % 360.0, d[ok], vel[ok], rows, len(table),
+                         int((~ok).sum()), cols, str(path))
+
+
+def write_redshift_table(path: str | os.PathLike, ra: np.ndarray, dec: np.ndarray,
+                         cz: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a CSV table with columns ``ra`` [deg], ``dec`` [deg], ``cz`` [km/s] (+ extra).
+
+    Values are written with 17 significant digits, so reading back is exact.
+    """
+    path = Path(path)
+    cols = {"ra": ra, "dec": dec, "cz": cz, **(extra or {})}
+    data = np.column_stack([np.asarray(v, dtype=np.float64) for v in cols.values()])
+    np.savetxt(path, data, delimiter=",", header=",".join(cols), comments="", fmt="%.17g")
+    return path
+
+
+@dataclass
+class FieldObservation:
+    """The cylinder around a real cluster, as the models see it.
+
+    Attributes:
+        clusters: one cluster: galaxies with R_proj <= aperture and |v_los| <= v_cut; columns
+            ``x_proj``, ``y_proj`` [physical h^-1 Mpc], ``v_los`` [km/s]; attrs ``setup``
+            "cylinder", ``z``, ``aperture``, ``v_cut``, ``source`` "observed".
+        ra, dec, cz: sky coordinates [deg, deg, km/s] of those galaxies, (n,).
+        row: their row numbers in the table's data, (n,).
+        center: (RA [deg], Dec [deg], z) of the cluster.
+        n_table: galaxies in the table with all values present.
+        n_rows: data rows in the table.
+        n_dropped: rows dropped for a missing or NaN value.
+        coverage_radius: largest projected radius of a table galaxy inside the velocity window
+            [h^-1 Mpc] (a table cut smaller than the aperture has coverage_radius < aperture).
+        velocity_span: (min, max) v_los of table galaxies inside the aperture [km/s], before the
+            velocity cut (a table of pre-selected members spans less than +-v_cut).
+    """
+
+    clusters: ClusterSet
+    ra: np.ndarray
+    dec: np.ndarray
+    cz: np.ndarray
+    row: np.ndarray
+    center: tuple[float, float, float]
+    n_table: int
+    n_rows: int
+    n_dropped: int
+    coverage_radius: float
+    velocity_span: tuple[float, float]
+
+    @property
+    def n_gal(self) -> int:
+        """Galaxies in the cylinder."""
+        return int(self.clusters.n_gal[0])
+
+
+def _check_center(ra: float, dec: float, z: float) -> None:
+    if not np.isfinite([ra, dec, z]).all():
+        raise ObservationError(f"the centre must be finite numbers, got RA {ra}, Dec {dec}, z {z}")
+    if not -90.0 <= dec <= 90.0:
+        raise ObservationError(f"centre declination {dec} is outside [-90, 90] deg")
+    if not 0.0 < z < 5.0:
+        raise ObservationError(f"cluster redshift must be in (0, 5), got {z}")
+
+
+def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_cluster: float,
+                  aperture: float, v_cut: float) -> FieldObservation:
+    """Project a table's galaxies about a cluster centre and apply the cylinder cut.
+
+    Args:
+        table: galaxies (:func:`read_redshift_table`).
+        ra_center: cluster centre right ascension [deg].
+        dec_center: cluster centre declination [deg].
+        z_cluster: cluster redshift (observed, i.e. including its peculiar velocity, as the
+            mocks' v_los is relative to the cluster's own redshift).
+        aperture: cylinder radius R_ap [physical h^-1 Mpc].
+        v_cut: half-width of the velocity window [km/s].
+
+    Returns:
+        the :class:`FieldObservation`.
+
+    Raises:
+        ObservationError: bad centre, or no galaxy in the cylinder.
+    """
+    _check_center(ra_center, dec_center, z_cluster)
+    ra0, dec0 = np.deg2rad(ra_center), np.deg2rad(dec_center)
+    ra, dec = np.deg2rad(table.ra), np.deg2rad(table.dec)
+    cos_c = np.sin(dec0) * np.sin(dec) + np.cos(dec0) * np.cos(dec) * np.cos(ra - ra0)
+    near = cos_c > 0.5  # within 60 deg: the tangent plane is defined (and far beyond any R_ap)
+    x, y, v = sky_to_projected(table.ra[near], table.dec[near], table.cz[near], ra_center,
+                               dec_center, z_cluster)
+    r = np.hypot(x, y)
+    in_window, in_aperture = np.abs(v) <= v_cut, r <= aperture
+    keep = in_window & in_aperture
+    if not keep.any():
+        raise ObservationError(
+            f"no galaxy of the table ({table.n_rows} rows) lies in the cylinder R <= {aperture} "
+            f"h^-1 Mpc, |v_los| <= {v_cut} km/s around RA {ra_center}, Dec {dec_center}, "
+            f"z {z_cluster}: check the centre, the redshift and the columns used "
+            f"({table.columns})")
+    idx = np.flatnonzero(near)[keep]
+    galaxies = {"x_proj": x[keep].astype(np.float32), "y_proj": y[keep].astype(np.float32),
+                "v_los": v[keep].astype(np.float32)}
+    clusters = ClusterSet({"n_gal": np.array([keep.sum()])}, galaxies,
+                          np.array([0, keep.sum()]),
+                          {"setup": "cylinder", "z": float(z_cluster),
+                           "aperture": float(aperture), "v_cut": float(v_cut),
+                           "source": "observed"})
+    span = (float(v[in_aperture].min()), float(v[in_aperture].max()))
+    return FieldObservation(clusters, table.ra[idx], table.dec[idx], table.cz[idx],
+                            table.row[idx], (float(ra_center), float(dec_center),
+                                             float(z_cluster)),
+                            len(table.ra), table.n_rows, table.n_dropped,
+                            float(r[in_window].max()), span)
+
+
+def cluster_to_table(clusters: ClusterSet, i: int, ra_center: float, dec_center: float,
+                     z_cluster: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place cluster ``i`` of a (mock) set on the sky: (RA [deg], Dec [deg], cz [km/s]).
+
+    The inverse of :func:`observe_field` without the cut; used to write mock clusters as
+    redshift tables (tests, examples).
+    """
+    g = clusters.galaxies_of(i)
+    return projected_to_sky(g["x_proj"].astype(np.float64), g["y_proj"].astype(np.float64),
+                            g["v_los"].astype(np.float64), ra_center, dec_center, z_cluster)
