@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from experiments import mocks
 
 
@@ -66,3 +68,33 @@ def test_cylinder_experiment_end_to_end(tmp_path):
     assert (tmp_path / "models" / "classifier" / "weights.pt").exists()
     report = (tmp_path / "report.md").read_text()
     assert "## Interlopers" in report and "caustic" in report
+
+
+def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
+    from experiments import compare
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    args = ["--size", "tiny", "--seed", "4", "--no-progress", "--setup", "cylinder"]
+    assert compare.main(args + ["--out", str(first)]) == 0
+    metrics = json.loads((first / "metrics.json").read_text())
+    for name in compare.ESTIMATORS:
+        assert {"scatter_dex", "hpd_max_abs_dev", "tarp_max_abs_dev", "mean_posterior_std_dex",
+                "infer_ms_per_cluster"} <= set(metrics[name])
+        assert metrics["infer_ms_per_cluster"][name] > 0
+    assert metrics["reused"] == [] and metrics["setup"] == "cylinder"
+    report = (first / "report.md").read_text()
+    assert "## Inference time" in report and "÷ npe_deepsets" in report
+    assert (first / "figures" / "coverage.png").exists()
+    assert (first / "flat_test" / "metrics.json").exists()
+    # the same data: every model is reused, not retrained, and gives the same numbers
+    assert compare.main(args + ["--out", str(second), "--reuse", str(first)]) == 0
+    again = json.loads((second / "metrics.json").read_text())
+    assert again["reused"] == list(compare.ESTIMATORS)
+    for name in ("msigma", "cnn_kde_slice", "nf_kde2d"):
+        assert again[name]["scatter_dex"] == metrics[name]["scatter_dex"]
+    # other data: refused
+    with pytest.raises(SystemExit, match="only reused on the same data"):
+        compare.main(["--size", "tiny", "--seed", "5", "--no-progress", "--setup", "cylinder",
+                      "--out", str(tmp_path / "c"), "--reuse", str(first)])
+    with pytest.raises(SystemExit):
+        compare.main(args + ["--out", str(tmp_path / "d"), "--estimators", "msigma,nope"])

@@ -6,8 +6,8 @@
 small 3D CNN for {x, y, v} voxel images in the spirit of papers/000 (three conv + pool stages,
 global average pooling, dense layers). Both end in ``n_out`` linear outputs: one for a
 regression (``cnn_kde_slice``), two (mu, log sigma) for the Gaussian head of the MC-dropout CNN
-(papers/004 Methods). Dropout sits before every dense layer so that MC dropout perturbs the
-whole head.
+(papers/004 Methods). Dropout sits between all layers of the 2D CNN (papers/004 Fig. 1: "dropout
+connections exist in between all layers"), before every dense layer of the 3D one.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ class KDECNN2D(nn.Module):
         self.conv1 = nn.Conv2d(1, filters, kernel_size=(5, bins), padding=(2, 0))
         self.conv2 = nn.Conv1d(filters, filters, kernel_size=5, padding=2)
         self.pool = nn.MaxPool1d(2)
+        self.drop = nn.Dropout(dropout)
         self.head = _head(filters * (bins // 2), hidden, n_out, dropout)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """(B, bins, bins) images -> (B, n_out)."""
-        h = torch.relu(self.conv1(img[:, None])).squeeze(-1)  # (B, filters, bins_v)
+        h = self.drop(torch.relu(self.conv1(img[:, None])).squeeze(-1))  # (B, filters, v)
         h = self.pool(torch.relu(self.conv2(h)))
         return self.head(h.flatten(1))
 
