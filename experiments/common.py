@@ -22,8 +22,8 @@ from pyro_clusters.simulator import (
     simulate_selected,
 )
 
-__all__ = ["DataSets", "experiment_parser", "posterior_of", "prior_sections", "robustness",
-           "robustness_markdown", "simulate_sets"]
+__all__ = ["DataSets", "experiment_parser", "flat_table", "posterior_of", "prior_sections",
+           "robustness", "robustness_markdown", "simulate_sets"]
 
 
 @dataclass
@@ -82,16 +82,21 @@ def prior_sections(flat_metrics: dict, names: list[str]) -> list[str]:
              "sampling-importance-resampling), the calibrated posterior for clusters drawn "
              "from the HMF over the test range -- that prior also knows the range, which "
              "narrows the low-mass posteriors. The flat test set checks calibration where the "
-             "prior matches training:", "",
-             "| estimator on the flat test set | σ_ε [dex] | bias [dex] | HPD max dev | "
+             "prior matches training:", ""] + flat_table(flat_metrics, names)
+    lines += ["", "Flat-test figures and per-bin tables: "
+              "[flat_test/report.md](flat_test/report.md)."]
+    return lines
+
+
+def flat_table(flat_metrics: dict, names: list[str]) -> list[str]:
+    """Markdown table of the flat-prior test metrics of ``names``."""
+    lines = ["| estimator on the flat test set | σ_ε [dex] | bias [dex] | HPD max dev | "
              "TARP max dev | mean post. std [dex] |", "|---|---|---|---|---|---|"]
     for n in names:
         m = flat_metrics[n]
         lines.append(f"| `{n}` | {m['scatter_dex']:.3f} | {m['bias_dex']:+.3f} | "
                      f"{m['hpd_max_abs_dev']:.3f} | {m['tarp_max_abs_dev']:.3f} | "
                      f"{m['mean_posterior_std_dex']:.3f} |")
-    lines += ["", "Flat-test figures and per-bin tables: "
-              "[flat_test/report.md](flat_test/report.md)."]
     return lines
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, posterior_of, simulate_sets
+from experiments.common import experiment_parser, flat_table, posterior_of, simulate_sets
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator
 from pyro_clusters.estimators.msigma import fit_on_validation
@@ -165,14 +165,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
               for n, t in times.items()]
     lines += ["", "## Calibration where the training prior holds", "",
               "The HMF test set above is drawn from a steeply falling mass function while "
-              "every estimator was trained on a flat prior; on the flat-prior test set:", "",
-              "| estimator | σ_ε [dex] | bias [dex] | HPD max dev | TARP max dev | "
-              "mean post. std [dex] |", "|---|---|---|---|---|---|"]
-    for n in estimators:
-        m = flat[n]
-        lines.append(f"| `{n}` | {m['scatter_dex']:.3f} | {m['bias_dex']:+.3f} | "
-                     f"{m['hpd_max_abs_dev']:.3f} | {m['tarp_max_abs_dev']:.3f} | "
-                     f"{m['mean_posterior_std_dex']:.3f} |")
+              "every estimator was trained on a flat prior; on the flat-prior test set:", ""]
+    lines += flat_table(flat, list(estimators))
     lines += ["", f"Models reused from `{reuse}`: {', '.join(reused) or 'none'}. M–σ mass cut "
               f"chosen on validation: {cuts['chosen']}."]
     top = {"n_train": len(data.train), "n_val": len(data.val), "n_calibration": len(calibration),

@@ -152,3 +152,18 @@ def test_mc_dropout_passes_differ(sets):
     assert mu.shape == (20, len(test)) and (sigma > 0).all()
     assert np.std(mu, axis=0).mean() > 0  # dropout is on at inference
     assert math.isfinite(float(mu.mean()))
+
+
+def test_3d_option_trains_a_3d_cnn(sets, tmp_path):
+    train, val, test = sets
+    cfg = ImageConfig(kind="3d", bins=12, mc_passes=5,
+                      train=TrainConfig(batch_size=50, max_epochs=2, patience=2, progress=False))
+    est = MCDropoutCNN(cfg).fit(train, val)
+    assert est.spec.shape == (12, 12, 12) and est.spec.h0 == 0.175
+    draws = est.sample(test, 50, np.random.default_rng(0))
+    assert draws.shape == (len(test), 50) and np.isfinite(draws).all()
+    est.save(tmp_path / "m3")
+    np.testing.assert_allclose(MCDropoutCNN.load(tmp_path / "m3").sample(
+        test, 50, np.random.default_rng(0)), draws, atol=1e-9)
+    with pytest.raises(ValueError, match="2D"):
+        GaussianFlowKDE(cfg).fit(train, val)
