@@ -86,7 +86,7 @@ class SbiNPEConfig:
         hidden_features, num_transforms, num_bins: sbi's neural spline flow.
         n_max: galaxy slots of sbi's fixed-shape x; a larger cluster is randomly subsampled
             to n_max galaxies (seeded, with a warning), in training and at inference. Padding
-            every cluster to the largest one (~1,500 galaxies) made an epoch ~6x slower
+            every cluster to the largest one (~1,500 galaxies) made training ~9x slower
             for no gain in the mean-pooled embedding; the richest clusters lose galaxies.
         batch_size, lr, stop_after_epochs, max_epochs: sbi's training loop.
         seed: torch seed for initialisation, batches and validation split.
