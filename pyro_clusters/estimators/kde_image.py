@@ -29,12 +29,10 @@ images, this uses the same 48 x 48 images as the CNNs so the three are compared 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +40,7 @@ from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.model_files import read_model, write_model
 from pyro_clusters.estimators.prior import resample_weighted
 from pyro_clusters.features import check_same_setup, provenance
 from pyro_clusters.kde_images import KDEImageSpec, kde_images
@@ -242,25 +241,17 @@ class _ImageEstimator(Estimator):
         """Write ``path/model.json`` and ``path/weights.pt``."""
         if self.model is None:
             raise RuntimeError(f"fit {self.name} before saving it")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "estimator": self.name, "config": asdict(self.config),
                 "spec": self.spec.to_dict(), "m_mean": self.m_mean, "m_std": self.m_std,
                 "trained_on": self.trained_on, "train_seconds": self.train_seconds,
                 "training": self.result.to_dict() if self.result else None,
                 **self._extra_state()}
-        (path / "model.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self.model.state_dict(), path / "weights.pt")
+        write_model(path, meta, self.model.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> _ImageEstimator:
         """Restore an estimator written by :meth:`save`."""
-        path = Path(path)
-        if not (path / "model.json").is_file():
-            raise FileNotFoundError(f"no model at {path} (model.json missing)")
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != FORMAT or meta.get("estimator") != cls.name:
-            raise ValueError(f"{path} holds {meta.get('estimator')!r}, not {cls.name!r}")
+        meta, state = read_model(path, FORMAT, f"a {cls.name} model", cls.name)
         if device is not None:
             meta["config"]["train"]["device"] = device
         est = cls(ImageConfig.from_dict(meta["config"]))
@@ -268,8 +259,7 @@ class _ImageEstimator(Estimator):
         est.m_mean, est.m_std = meta["m_mean"], meta["m_std"]
         est.trained_on, est.train_seconds = meta["trained_on"], meta.get("train_seconds")
         est.model = est._build()
-        est.model.load_state_dict(torch.load(path / "weights.pt", map_location="cpu",
-                                             weights_only=True))
+        est.model.load_state_dict(state)
         est.model.to(est.config.train.device).eval()
         est._load_extra(meta)
         return est

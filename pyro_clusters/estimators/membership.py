@@ -11,17 +11,16 @@ resume) as the NPE.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet, ragged_rows, ragged_to_padded
+from pyro_clusters.estimators.model_files import read_model, write_model
 from pyro_clusters.features import (
     FeatureSpec,
     check_same_setup,
@@ -191,24 +190,17 @@ class MembershipClassifier:
         """Write ``path/model.json`` (config, features, training) and ``path/weights.pt``."""
         if self.model is None:
             raise RuntimeError("fit the classifier before saving it")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "model.json").write_text(json.dumps({
+        write_model(path, {
             "format": FORMAT, "estimator": self.name, "config": asdict(self.config),
             "features": self.features.to_dict(), "trained_on": self.trained_on,
             "train_seconds": self.train_seconds,
-            "training": self.result.to_dict() if self.result else None}, indent=2))
-        torch.save(self.model.state_dict(), path / "weights.pt")
+            "training": self.result.to_dict() if self.result else None},
+            self.model.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> MembershipClassifier:
         """Restore a classifier written by :meth:`save`."""
-        path = Path(path)
-        if not (path / "model.json").is_file():
-            raise FileNotFoundError(f"no classifier at {path} (model.json missing)")
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a membership classifier (format {meta.get('format')})")
+        meta, state = read_model(path, FORMAT, "a membership classifier")
         if device is not None:
             meta["config"]["train"]["device"] = device
         clf = cls(MembershipConfig.from_dict(meta["config"]))
@@ -216,7 +208,6 @@ class MembershipClassifier:
         clf.trained_on = meta["trained_on"]
         clf.train_seconds = meta.get("train_seconds")
         clf.model = MembershipNet(len(clf.features.galaxy), len(clf.features.global_), clf.config)
-        clf.model.load_state_dict(torch.load(path / "weights.pt", map_location="cpu",
-                                             weights_only=True))
+        clf.model.load_state_dict(state)
         clf.model.to(clf.config.train.device).eval()
         return clf

@@ -16,7 +16,6 @@ Each cluster is embedded once, however many draws or grid points are asked for.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -30,6 +29,7 @@ from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.model_files import read_model, write_model
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
 from pyro_clusters.features import (
     FeatureSpec,
@@ -265,27 +265,19 @@ class NPEDeepSets(Estimator):
         trained on; ``msigma.json`` the baseline; ``weights.pt`` the network weights.
         """
         self._require_fit()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.baseline.save(path / "msigma.json")
         meta = {"format": FORMAT, "estimator": self.name, "config": asdict(self.config),
                 "features": self.features.to_dict(), "r_mean": self.r_mean,
                 "r_std": self.r_std, "trained_on": self.trained_on,
                 "train_seconds": self.train_seconds,
                 "training": self.result.to_dict() if self.result else None}
-        (path / "model.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self.model.state_dict(), path / "weights.pt")
+        path = write_model(path, meta, self.model.state_dict())
+        self.baseline.save(path / "msigma.json")
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> NPEDeepSets:
         """Restore a model written by :meth:`save` (optionally onto another ``device``)."""
         path = Path(path)
-        meta_file = path / "model.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"no model at {path} (model.json missing)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an npe_deepsets model (format {meta.get('format')})")
+        meta, state = read_model(path, FORMAT, "an npe_deepsets model")
         cfg_dict = meta["config"]
         if device is not None:
             cfg_dict["train"]["device"] = device
@@ -296,7 +288,6 @@ class NPEDeepSets(Estimator):
         est.train_seconds = meta.get("train_seconds")
         est.baseline = MSigmaEstimator.load(path / "msigma.json")
         est.model = ResidualFlow(len(est.features.galaxy), len(est.features.global_), est.config)
-        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         est.model.load_state_dict(state)
         est.model.to(est.config.train.device).eval()
         return est

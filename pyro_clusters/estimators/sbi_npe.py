@@ -20,13 +20,11 @@ sigma_v of all galaxies in x (sbi's x has no membership probabilities).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,6 +32,7 @@ from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet, pad
 from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.model_files import read_model, write_model
 from pyro_clusters.features import check_same_setup, provenance
 from pyro_clusters.nets.set_embedding import DeepSetsEmbedding, velocity_dispersion_torch
 from pyro_clusters.simulator.priors import FlatLogMassPrior
@@ -191,25 +190,18 @@ class SbiNPE(Estimator):
         """Write ``path/model.json`` and ``path/weights.pt`` (the trained sbi estimator)."""
         if self.posterior is None:
             raise RuntimeError("fit sbi_npe before saving it")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "model.json").write_text(json.dumps({
+        write_model(path, {
             "format": FORMAT, "estimator": self.name, "config": asdict(self.config),
             "trained_on": self.trained_on, "n_max": self.n_max,
-            "train_seconds": self.train_seconds, "training": self.summary}, indent=2))
-        torch.save(self.posterior.posterior_estimator.state_dict(), path / "weights.pt")
+            "train_seconds": self.train_seconds, "training": self.summary},
+            self.posterior.posterior_estimator.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> SbiNPE:
         """Restore an estimator written by :meth:`save`."""
         from sbi.inference.posteriors import DirectPosterior
 
-        path = Path(path)
-        if not (path / "model.json").is_file():
-            raise FileNotFoundError(f"no model at {path} (model.json missing)")
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an sbi_npe model")
+        meta, state = read_model(path, FORMAT, "an sbi_npe model")
         if device is not None:
             meta["config"]["device"] = device
         est = cls(SbiNPEConfig(**meta["config"]))
@@ -222,8 +214,7 @@ class SbiNPE(Estimator):
         x[1, :, :3] = torch.randn(est.n_max, 3)
         theta = torch.tensor([[14.0], [15.0]])
         net = est._builder(x)(theta, x)
-        net.load_state_dict(torch.load(path / "weights.pt", map_location="cpu",
-                                       weights_only=True))
+        net.load_state_dict(state)
         net.to(est.config.device).eval()
         est.posterior = DirectPosterior(net, est.prior.to_sbi(), device=est.config.device)
         return est
@@ -250,8 +241,8 @@ class DeepSetsResidualFlow(nn.Module):
         fit = fit_msigma(log_m, sigma, z, mass_cut)
         self.register_buffer("msigma", torch.tensor(
             [fit.slope, fit.intercept, math.log10(get_cosmology().Ez(z))]))
-        resid = log_m - self._base_np(sigma, fit.slope, fit.intercept,
-                                      math.log10(get_cosmology().Ez(z)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resid = log_m - fit.predict_log_mass(sigma)
         ok = np.isfinite(resid)
         self.register_buffer("r_loc", torch.tensor(float(resid[ok].mean())))
         self.register_buffer("r_scale", torch.tensor(float(resid[ok].std())))
@@ -261,13 +252,12 @@ class DeepSetsResidualFlow(nn.Module):
         self.register_buffer("base_loc", torch.zeros(1))
         self.register_buffer("base_scale", torch.ones(1))
 
-    @staticmethod
-    def _base_np(sigma, slope, intercept, log_ez):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (np.log10(sigma) - intercept) / slope + 15.0 - log_ez
-
     def baseline(self, x: torch.Tensor) -> torch.Tensor:
-        """log10 M of the inverted M-sigma relation (B,) (a cluster with < 2 galaxies: 14.5)."""
+        """log10 M of the inverted M-sigma relation (B,), in torch.
+
+        :meth:`MSigmaFit.predict_log_mass` on x's velocity dispersion (sigma_v clamped at
+        1 km/s so that a cluster with < 2 galaxies stays finite).
+        """
         slope, intercept, log_ez = self.msigma
         sigma = velocity_dispersion_torch(x).clamp_min(1.0)
         return (torch.log10(sigma) - intercept) / slope + 15.0 - log_ez
