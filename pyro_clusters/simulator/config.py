@@ -229,6 +229,29 @@ class SimulatorConfig:
         _check(self.setup in ("idealized", "cylinder"), f"unknown setup {self.setup!r}")
         _check(0 <= self.z <= 2.0, f"z must be in [0, 2], got {self.z}")
 
+    @classmethod
+    def spherical(cls, **changes) -> SimulatorConfig:
+        """The spherical, equilibrium configuration whose likelihood is tractable.
+
+        Idealized setup (true members only); no triaxiality, substructure or mergers; the NFW
+        tracer (truncated as in :class:`HaloConfig`), the anisotropy family and the satellite
+        velocity bias are kept. Its galaxies are independent draws from the phase-space
+        density of :mod:`pyro_clusters.simulator.likelihood`, which makes exact posteriors
+        possible (the ``jeans_exact`` estimator). ``changes`` replace top-level fields.
+        """
+        halo = HaloConfig(triaxial=False, substructure_fraction=0.0, merger_fraction=0.0)
+        return dataclasses.replace(cls(setup="idealized", halo=halo), **changes)
+
+    @property
+    def is_spherical(self) -> bool:
+        """Whether this is a configuration :meth:`spherical` describes.
+
+        Any redshift, occupation, tracer profile, anisotropy range and velocity errors.
+        """
+        h = self.halo
+        return (self.setup == "idealized" and not h.triaxial and h.substructure_fraction == 0
+                and h.merger_fraction == 0 and self.observation.incompleteness == 0)
+
     def replace(self, **changes) -> SimulatorConfig:
         """Return a copy with top-level fields replaced (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
