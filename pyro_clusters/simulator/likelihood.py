@@ -31,7 +31,7 @@ b_v the satellite velocity bias, epsilon the configured redshift error, and H_ef
 the simulator's relativistic line-of-sight velocity (papers/001 appendix eqs. 17-22) with
 line-of-sight offset: the observed velocity of a galaxy is its peculiar velocity plus
 H_eff * l, the Hubble flow across the cluster (about 105 km/s per h^-1 Mpc at z = 0.117;
-the linearisation is good to < 0.1 km/s, tested). The
+the linearisation is good to < 0.3 km/s within 6 h^-1 Mpc, tested). The
 central galaxy sits at the centre at rest and carries no information; it is not part of the
 likelihood.
 

@@ -1,0 +1,85 @@
+"""jeans_exact: the Pyro model, its hand-written potential, NUTS on simulated clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pyro_clusters.data.clusters import GALAXY_SOURCES
+from pyro_clusters.estimators.jeans_exact import (
+    JeansExact,
+    JeansExactConfig,
+    _likelihood,
+    _Potential,
+    cluster_model,
+    satellites,
+)
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+
+CFG = SimulatorConfig.spherical()
+FAST = JeansExactConfig(warmup=100, samples=150)
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    return simulate_selected(4, FlatLogMassPrior(13.8, 15.0), CFG, np.random.default_rng(5))[0]
+
+
+def test_satellites_drop_the_central(clusters):
+    r, v = satellites(clusters, 0)
+    g = clusters.galaxies_of(0)
+    assert r.size == clusters.n_gal[0] - 1 == np.sum(g["source"] != GALAXY_SOURCES["central"])
+    assert np.all(r > 0)
+
+
+@pytest.mark.parametrize("richness", ["ancillary", "poisson"])
+def test_hand_potential_equals_pyros(clusters, richness):
+    from pyro.infer.mcmc.util import initialize_model
+
+    lik = _likelihood(CFG.to_json(), 32)
+    r, v = (torch.as_tensor(a) for a in satellites(clusters, 1))
+    lo, hi = 13.9, 15.5
+    _, pyro_potential, _, _ = initialize_model(cluster_model,
+                                               model_args=(lik, r, v, richness, lo, hi))
+    ours = _Potential(lik, r, v, richness, lo, hi)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        z = {k: torch.tensor(x, dtype=torch.float64)
+             for k, x in zip(("log_m", "log10_c", "beta_inf"), rng.normal(0, 1, 3) + [0, .6, 0],
+                             strict=True)}
+        assert float(ours(z)) == pytest.approx(float(pyro_potential(z)), rel=1e-10, abs=1e-8)
+
+
+def test_nuts_recovers_the_mass_with_clean_diagnostics(clusters):
+    est = JeansExact(CFG, FAST).fit(clusters)
+    draws = est.sample(clusters, 200, np.random.default_rng(1))
+    assert draws.shape == (4, 200) and np.all(np.isfinite(draws))
+    z = (draws.mean(1) - clusters.log_m) / draws.std(1)
+    assert np.all(np.abs(z) < 3.5), z
+    d = est.diagnostics
+    assert d.rhat.shape == (4,) and np.all(d.rhat < 1.1)
+    assert np.all(d.ess_bulk > 30) and d.divergences.sum() == 0
+    s = d.summary()
+    assert s["n_clusters"] == 4 and s["divergences_total"] == 0
+
+
+def test_same_seed_same_draws_and_save_load(clusters, tmp_path):
+    one = clusters.select(np.array([2]))
+    est = JeansExact(CFG, JeansExactConfig(warmup=30, samples=30, num_chains=2))
+    a = est.sample(one, 50, np.random.default_rng(3))
+    est.save(tmp_path / "jeans.json")
+    back = JeansExact.load(tmp_path / "jeans.json")
+    assert back.config == est.config and back.model == est.model
+    np.testing.assert_array_equal(a, back.sample(one, 50, np.random.default_rng(3)))
+
+
+def test_bad_input_is_refused(clusters):
+    with pytest.raises(ValueError, match="spherical"):
+        JeansExact(SimulatorConfig(setup="idealized"))
+    with pytest.raises(ValueError, match="richness"):
+        JeansExactConfig(richness="full")
+    far = clusters.select(np.array([0]))
+    far.galaxies["x_proj"][:] = 50.0  # beyond u_max R200c of any mass in the prior
+    with pytest.raises(ValueError, match="outside every halo"):
+        JeansExact(CFG, FAST).sample(far, 10, np.random.default_rng(0))
