@@ -11,6 +11,7 @@ from pyro_clusters.diagnostics.classification import (
     classification_metrics,
     roc_pr_curves,
 )
+from pyro_clusters.diagnostics.comparison import compare_posteriors, per_cluster_comparison
 from pyro_clusters.diagnostics.coverage import (
     CoverageResult,
     TarpResult,
@@ -49,11 +50,13 @@ __all__ = [
     "by_mass_bin",
     "classification_by_mass",
     "classification_metrics",
+    "compare_posteriors",
     "evaluate",
     "hdi_intervals",
     "hpd_coverage",
     "hpd_credibility",
     "load_posterior",
+    "per_cluster_comparison",
     "residual_metrics",
     "richness_split",
     "roc_pr_curves",
