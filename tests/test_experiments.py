@@ -98,3 +98,25 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
                       "--out", str(tmp_path / "c"), "--reuse", str(first)])
     with pytest.raises(SystemExit):
         compare.main(args + ["--out", str(tmp_path / "d"), "--estimators", "msigma,nope"])
+
+
+def test_information_limit_experiment_end_to_end(tmp_path):
+    from experiments import information_limit
+
+    assert information_limit.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "3",
+                                   "--no-progress", "--jobs", "1"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("npe_deepsets", "jeans_exact"):
+        assert {"scatter_dex", "hpd_max_abs_dev", "tarp_max_abs_dev",
+                "infer_ms_per_cluster"} <= set(metrics[name])
+    lim = metrics["information_limit"]
+    assert lim["n_clusters"] == metrics["n_test"] == 3
+    assert lim["std_ratio_mean"] > 0 and lim["jeans_exact_s_per_cluster"] > 0
+    assert {"rhat_max", "divergences_total"} <= set(metrics["nuts"])
+    assert metrics["sbc"]["n_clusters"] == 3 and metrics["sbc"]["richness"] == "poisson"
+    assert "all" in metrics["misspecified"]["by_subset"]
+    for fig in ("posterior_pairs", "std_ratio_vs_mass", "misspecified_residuals"):
+        assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 5_000
+    assert (tmp_path / "per_cluster.csv").read_text().count("\n") == 4
+    report = (tmp_path / "report.md").read_text()
+    assert "Information limit" in report and "SBC" in report

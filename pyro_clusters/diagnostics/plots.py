@@ -108,8 +108,11 @@ def plot_std_vs_scatter(evaluations, path: Path) -> Path:
         x = np.array([b["scatter_dex"] for b in rows])
         y = np.array([b["mean_posterior_std_dex"] for b in rows])
         n = np.array([b["n"] for b in rows])
+        if n.size == 0:  # no mass bin holds two clusters (tiny test sets)
+            continue
         ax.scatter(x, y, s=10 + 40 * n / max(n.max(), 1), color=f"C{i}", label=ev.name, alpha=0.8)
         top = max(top, np.nanmax(np.concatenate([x, y])))
+    top = top or 1.0
     ax.plot([0, 1.1 * top], [0, 1.1 * top], "k-", lw=1)
     ax.set(xlabel="empirical scatter [dex]", ylabel="mean posterior std [dex]",
            xlim=(0, 1.1 * top), ylim=(0, 1.1 * top), aspect="equal",

@@ -1,0 +1,405 @@
+"""How close the NPE comes to the exact posterior: ``python -m experiments.information_limit``.
+
+``[--quick] [--out DIR] [--jobs N] [--idealized-model DIR]``
+
+On the spherical simulator (:meth:`SimulatorConfig.spherical`) the likelihood of the observed
+galaxies is known, so ``jeans_exact`` (Pyro NUTS on it) is the best posterior the data allow.
+The run
+
+1. trains the Deep Sets NPE on spherical mocks (flat prior 13.5-15.5) and runs it and
+   ``jeans_exact`` (richness ``"ancillary"``: like the mean-pooling NPE, no P(N | M) term) on
+   the same test clusters; reports per cluster and overall the ratio of posterior standard
+   deviations NPE / exact, their shift, Gaussian KL and W1 distance, both estimators' sigma_eps
+   and coverage, NUTS diagnostics and the wall time per cluster of each;
+2. checks the yardstick first: simulation-based calibration of the complete exact posterior
+   (richness ``"poisson"``) on clusters drawn from its own prior (flat 13.5-14.5, where NUTS
+   is fastest); its HPD and TARP coverage must lie within Monte-Carlo error;
+3. applies ``jeans_exact`` to the full idealized simulator (triaxial halos, substructure,
+   mergers) as a misspecified classical baseline, next to an NPE trained on that simulator
+   (trained here, or loaded with ``--idealized-model``, e.g.
+   ``results/idealized_full/models/npe_deepsets``), and breaks the residuals down by what the
+   spherical model leaves out.
+
+Writes DIR/metrics.json (the DESIGN.md contract for ``npe_deepsets`` and ``jeans_exact`` plus
+``information_limit``, ``sbc``, ``misspecified`` and ``nuts`` sections), DIR/report.md,
+DIR/figures/, DIR/per_cluster.csv, DIR/sbc/ and DIR/misspecified/ (their own reports).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from experiments.common import experiment_parser, posterior_of
+from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
+from pyro_clusters.diagnostics.posterior import PosteriorSamples
+from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.estimators.jeans_exact import JeansExact, JeansExactConfig
+from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.training import TrainConfig
+
+__all__ = ["SBC_RANGE", "SIZES", "main", "run"]
+
+#: size -> (train, val, test, SBC clusters, misspecified clusters, max epochs, patience,
+#:          training budget [s], NUTS (warm-up, draws) per chain, torch.compile the likelihood)
+SIZES = {
+    "tiny": (300, 100, 3, 3, 2, 2, 2, None, (20, 20), False),
+    "quick": (3000, 600, 24, 24, 16, 15, 5, 150.0, (150, 250), True),
+    "full": (20000, 4000, 200, 150, 100, 80, 8, 1200.0, (150, 250), True),
+}
+#: prior range of the SBC set (the exact posterior's own prior; low masses keep NUTS fast)
+SBC_RANGE = (13.5, 14.5)
+TARGET_STD_RATIO, TARGET_SIGMA_EPS = 0.10, 0.05
+
+
+def _jeans_posterior(est: JeansExact, clusters, rng, name: str) -> PosteriorSamples:
+    """Run jeans_exact on ``clusters``.
+
+    The recorded time per cluster is the single-core NUTS time, not the wall time divided by
+    the number of workers.
+    """
+    post = posterior_of(est, clusters, 1000, rng, 0.0, name=name)
+    post.attrs["infer_ms_per_cluster"] = 1e3 * float(np.mean(est.diagnostics.seconds))
+    return post
+
+
+def _train_npe(train, val, epochs, patience, budget, seed, device, progress, models: Path,
+               name: str) -> NPEDeepSets:
+    config = NPEConfig(train=TrainConfig(batch_size=32, max_epochs=epochs, patience=patience,
+                                         max_seconds=budget, seed=seed, device=device,
+                                         progress=progress))
+    npe = NPEDeepSets(config).fit(train, val)
+    npe.save(models / name)
+    return npe
+
+
+def _ks_threshold(n: int) -> float:
+    """95 % point of the one-sample Kolmogorov-Smirnov statistic, ~1.36 / sqrt(n)."""
+    from scipy.stats import kstwo
+
+    return float(kstwo.ppf(0.95, n))
+
+
+def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: int,
+        idealized_model: Path | None = None) -> dict:
+    """Run the experiment; returns the metrics written."""
+    (n_train, n_val, n_test, n_sbc, n_mis, epochs, patience, budget, (warm, draws),
+     compiled) = SIZES[size]
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    models = out / "models"
+    models.mkdir(exist_ok=True)
+    sph = SimulatorConfig.spherical()
+    flat = FlatLogMassPrior()
+    t0 = time.perf_counter()
+    train = simulate_selected(n_train, flat, sph, rng)[0]
+    val = simulate_selected(n_val, flat, sph, rng)[0]
+    test = simulate_selected(n_test, flat, sph, rng)[0]
+    sbc = simulate_selected(n_sbc, FlatLogMassPrior(*SBC_RANGE), sph, rng)[0]
+    sim_seconds = time.perf_counter() - t0
+
+    # 1. NPE vs the exact posterior on the same clusters.
+    npe = _train_npe(train, val, epochs, patience, budget, seed, device, progress, models,
+                     "npe_deepsets")
+    jcfg = JeansExactConfig(richness="ancillary", warmup=warm, samples=draws, n_jobs=n_jobs,
+                            compile=compiled, progress=progress)
+    jeans = JeansExact(sph, jcfg)
+    jeans.save(models / "jeans_exact.json")
+    npe_post = posterior_of(npe, test, 1000, rng, npe.train_seconds)
+    jeans_post = _jeans_posterior(jeans, test, rng, "jeans_exact")
+    nuts_test = jeans.diagnostics
+    limit = compare_posteriors(npe_post.samples, jeans_post.samples, test.log_m)
+    limit.update({
+        "meets_std_ratio_target": abs(limit["std_ratio_mean"] - 1.0) <= TARGET_STD_RATIO,
+        "meets_sigma_eps_target": abs(limit["sigma_eps_rel_diff"]) <= TARGET_SIGMA_EPS,
+        "targets": {"std_ratio_mean_within": TARGET_STD_RATIO,
+                    "sigma_eps_within": TARGET_SIGMA_EPS},
+        "npe_ms_per_cluster": npe_post.attrs["infer_ms_per_cluster"],
+        "jeans_exact_s_per_cluster": float(np.mean(nuts_test.seconds)),
+        "by_mass_bin": _std_ratio_by_mass(npe_post.samples, jeans_post.samples, test.log_m),
+    })
+    _write_per_cluster(out / "per_cluster.csv", test, npe_post, jeans_post, nuts_test)
+
+    # 2. SBC of the complete exact posterior on its own prior.
+    full_post = JeansExact(sph, replace(jcfg, richness="poisson", prior_range=SBC_RANGE))
+    sbc_post = _jeans_posterior(full_post, sbc, rng, "jeans_exact")
+    sbc_metrics = write_report(out / "sbc", [sbc_post], seed=seed,
+                               title="Simulation-based calibration of jeans_exact "
+                                     f"(richness 'poisson', flat prior {SBC_RANGE})",
+                               top_level={"n_train": 0})
+    ks95 = _ks_threshold(len(sbc))
+    sbc_section = {
+        "n_clusters": len(sbc), "prior_range": list(SBC_RANGE), "richness": "poisson",
+        "hpd_max_abs_dev": sbc_metrics["jeans_exact"]["hpd_max_abs_dev"],
+        "tarp_max_abs_dev": sbc_metrics["jeans_exact"]["tarp_max_abs_dev"],
+        "tarp_ks_pvalue": sbc_metrics["jeans_exact"]["tarp_ks_pvalue"],
+        "ks_95_threshold": ks95,
+        "within_monte_carlo_error": bool(sbc_metrics["jeans_exact"]["hpd_max_abs_dev"] <= ks95),
+        "nuts": full_post.diagnostics.summary(),
+    }
+
+    # 3. jeans_exact misspecified: the full idealized simulator.
+    full_cfg = SimulatorConfig(setup="idealized")
+    mis = simulate_selected(n_mis, flat, full_cfg, rng)[0]
+    if idealized_model is not None:
+        npe_full = NPEDeepSets.load(idealized_model, device=device)
+    else:
+        tr = simulate_selected(n_train, flat, full_cfg, rng)[0]
+        va = simulate_selected(n_val, flat, full_cfg, rng)[0]
+        npe_full = _train_npe(tr, va, epochs, patience, budget, seed, device, progress, models,
+                              "npe_deepsets_idealized")
+    jeans_mis = JeansExact(sph, jcfg)
+    mis_posts = [posterior_of(npe_full, mis, 1000, rng, npe_full.train_seconds),
+                 _jeans_posterior(jeans_mis, mis, rng, "jeans_exact")]
+    mis_metrics = write_report(out / "misspecified", mis_posts, seed=seed,
+                               title="jeans_exact (spherical model) on the full idealized "
+                                     "simulator, next to the NPE trained on it",
+                               top_level={"n_train": n_train})
+    where = _where_npe_wins(mis, mis_posts)
+    mis_section = {"n_clusters": len(mis),
+                   "npe_deepsets": _brief(mis_metrics["npe_deepsets"]),
+                   "jeans_exact": _brief(mis_metrics["jeans_exact"]),
+                   "by_subset": where, "nuts": jeans_mis.diagnostics.summary(),
+                   "npe_model": str(idealized_model) if idealized_model else "trained here"}
+
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    _plot_pairs(figs / "posterior_pairs.png", test, npe_post, jeans_post)
+    _plot_std_ratio(figs / "std_ratio_vs_mass.png", test, npe_post, jeans_post)
+    _plot_misspecified(figs / "misspecified_residuals.png", mis, mis_posts)
+
+    top = {
+        "n_train": len(train), "n_val": len(val), "size": size,
+        "config": {"simulator": sph.to_dict(), "npe": asdict(npe.config),
+                   "jeans_exact": asdict(jcfg)},
+        "simulation_seconds": sim_seconds,
+        "training": npe.result.to_dict(),
+        "information_limit": limit,
+        "nuts": nuts_test.summary(),
+        "sbc": sbc_section,
+        "misspecified": mis_section,
+    }
+    return write_report(out, [npe_post, jeans_post], seed=seed, top_level=top,
+                        title=f"Information limit: NPE vs the exact posterior ({size} size)",
+                        extra_sections=_report_sections(limit, nuts_test.summary(),
+                                                        sbc_section, mis_section))
+
+
+def _std_ratio_by_mass(a, b, truth, edges=(13.5, 14.0, 14.5, 15.0, 15.5)) -> list[dict]:
+    c = per_cluster_comparison(a, b)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (truth >= lo) & (truth < hi)
+        if m.any():
+            rows.append({"lo": lo, "hi": hi, "n": int(m.sum()),
+                         "std_ratio_mean": float(c["std_ratio"][m].mean()),
+                         "std_exact_mean": float(c["std_b"][m].mean()),
+                         "std_npe_mean": float(c["std_a"][m].mean())})
+    return rows
+
+
+def _brief(m: dict) -> dict:
+    return {k: m[k] for k in ("scatter_dex", "bias_dex", "hpd_max_abs_dev", "tarp_max_abs_dev",
+                              "mean_posterior_std_dex", "infer_ms_per_cluster")}
+
+
+def _where_npe_wins(clusters, posts) -> dict:
+    """sigma_eps and bias of each estimator on subsets the spherical model gets wrong."""
+    c = clusters.clusters
+    los_major = np.asarray(c["los_major_cos"])
+    subsets = {
+        "all": np.ones(len(clusters), bool),
+        "substructure": np.asarray(c["has_substructure"], bool),
+        "merger": np.asarray(c["has_merger"], bool),
+        "relaxed": ~np.asarray(c["has_substructure"], bool) & ~np.asarray(c["has_merger"], bool),
+        "los_near_major_axis": los_major > 0.8,
+        "los_near_minor_plane": los_major < 0.3,
+    }
+    out = {}
+    for name, m in subsets.items():
+        if m.sum() < 2:
+            continue
+        row = {"n": int(m.sum())}
+        for p in posts:
+            eps = np.median(p.samples[m], 1) - p.truth[m]
+            row[p.estimator] = {"scatter_dex": float(eps.std(ddof=1)),
+                                "bias_dex": float(eps.mean())}
+        out[name] = row
+    return out
+
+
+def _write_per_cluster(path: Path, test, npe_post, jeans_post, diag) -> None:
+    c = per_cluster_comparison(npe_post.samples, jeans_post.samples)
+    cols = {"log_m_true": test.log_m, "n_gal": test.n_gal,
+            "concentration": test.clusters["concentration"],
+            "beta_inf": test.clusters["beta_inf"],
+            "npe_median": np.median(npe_post.samples, 1),
+            "exact_median": np.median(jeans_post.samples, 1),
+            "npe_std": c["std_a"], "exact_std": c["std_b"], "std_ratio": c["std_ratio"],
+            "shift": c["shift"], "kl_gauss": c["kl_gauss"], "w1": c["w1"],
+            "rhat": diag.rhat, "ess_bulk": diag.ess_bulk, "divergences": diag.divergences,
+            "nuts_seconds": diag.seconds}
+    header = ",".join(cols)
+    np.savetxt(path, np.column_stack(list(cols.values())), delimiter=",", header=header,
+               comments="", fmt="%.6g")
+
+
+def _plot_pairs(path: Path, test, npe_post, jeans_post, n: int = 6) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    idx = np.argsort(test.log_m)[np.linspace(0, len(test) - 1, min(n, len(test))).astype(int)]
+    fig, axes = plt.subplots(1, len(idx), figsize=(2.6 * len(idx), 2.6), squeeze=False)
+    for ax, i in zip(axes[0], idx, strict=True):
+        lo = min(npe_post.samples[i].min(), jeans_post.samples[i].min())
+        hi = max(npe_post.samples[i].max(), jeans_post.samples[i].max())
+        bins = np.linspace(lo, hi, 40)
+        ax.hist(jeans_post.samples[i], bins, density=True, histtype="step", lw=1.5,
+                label="jeans_exact")
+        ax.hist(npe_post.samples[i], bins, density=True, histtype="step", lw=1.5,
+                label="npe_deepsets")
+        ax.axvline(test.log_m[i], color="k", ls="--", lw=1)
+        ax.set_title(f"N = {test.n_gal[i]}", fontsize=9)
+        ax.set_xlabel(r"$\log_{10} M_{200c}$")
+        ax.set_yticks([])
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_std_ratio(path: Path, test, npe_post, jeans_post) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = per_cluster_comparison(npe_post.samples, jeans_post.samples)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    sc = axes[0].scatter(test.log_m, c["std_ratio"], c=np.log10(test.n_gal), s=10,
+                         cmap="viridis")
+    axes[0].axhline(1.0, color="k", lw=1)
+    axes[0].axhspan(1 - TARGET_STD_RATIO, 1 + TARGET_STD_RATIO, color="0.85", zorder=0)
+    axes[0].set_xlabel(r"true $\log_{10} M_{200c}$")
+    axes[0].set_ylabel("posterior sd: NPE / exact")
+    fig.colorbar(sc, ax=axes[0], label=r"$\log_{10} N_{gal}$")
+    axes[1].scatter(c["std_b"], c["std_a"], s=10)
+    lim = [0, 1.05 * max(c["std_a"].max(), c["std_b"].max())]
+    axes[1].plot(lim, lim, "k-", lw=1)
+    axes[1].set_xlabel("exact posterior sd [dex]")
+    axes[1].set_ylabel("NPE posterior sd [dex]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_misspecified(path: Path, clusters, posts) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cosine = np.asarray(clusters.clusters["los_major_cos"])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for p in posts:
+        eps = np.median(p.samples, 1) - p.truth
+        axes[0].scatter(p.truth, eps, s=8, label=p.estimator)
+        axes[1].scatter(cosine, eps, s=8, label=p.estimator)
+    for ax in axes:
+        ax.axhline(0, color="k", lw=1)
+        ax.set_ylabel(r"median $-$ true [dex]")
+    axes[0].set_xlabel(r"true $\log_{10} M_{200c}$")
+    axes[1].set_xlabel("|cos| (line of sight, major axis)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict) -> list[str]:
+    f = lambda x: f"{x:.3f}"  # noqa: E731
+    lines = ["", "## Information limit (spherical simulator, same test clusters)", "",
+             "`jeans_exact` uses richness `ancillary` (no P(N | M) term), matching the "
+             "mean-pooling NPE that never sees the galaxy count.", "",
+             "| quantity | value | target |", "|---|---|---|",
+             f"| mean per-cluster posterior sd ratio NPE / exact | "
+             f"{f(limit['std_ratio_mean'])} (median {f(limit['std_ratio_median'])}, "
+             f"16–84 % {f(limit['std_ratio_p16'])}–{f(limit['std_ratio_p84'])}) | "
+             f"1 ± {TARGET_STD_RATIO} → {'met' if limit['meets_std_ratio_target'] else 'missed'}"
+             " |",
+             f"| σ_ε NPE / exact | {f(limit['sigma_eps_a'])} / {f(limit['sigma_eps_b'])} "
+             f"({limit['sigma_eps_rel_diff']:+.1%}) | ± {TARGET_SIGMA_EPS:.0%} → "
+             f"{'met' if limit['meets_sigma_eps_target'] else 'missed'} |",
+             f"| median \\|shift\\| of medians [exact sd] | {f(limit['shift_median_abs'])} | |",
+             f"| Gaussian KL(exact ‖ NPE), mean / median [nats] | {f(limit['kl_gauss_mean'])} / "
+             f"{f(limit['kl_gauss_median'])} | |",
+             f"| median W1 / exact sd | {f(limit['w1_median'])} | |",
+             f"| time per cluster: NPE / jeans_exact (one core) | "
+             f"{limit['npe_ms_per_cluster']:.2f} ms / {limit['jeans_exact_s_per_cluster']:.1f} s"
+             " | |", "",
+             "| mass bin | n | exact sd [dex] | NPE sd [dex] | mean sd ratio |",
+             "|---|---|---|---|---|"]
+    for r in limit["by_mass_bin"]:
+        lines.append(f"| {r['lo']:.1f}–{r['hi']:.1f} | {r['n']} | {f(r['std_exact_mean'])} | "
+                     f"{f(r['std_npe_mean'])} | {f(r['std_ratio_mean'])} |")
+    lines += ["", "![posterior pairs](figures/posterior_pairs.png)", "",
+              "![sd ratio](figures/std_ratio_vs_mass.png)", "",
+              "## NUTS diagnostics (every test cluster)", "",
+              f"r-hat max {nuts['rhat_max']:.3f} ({nuts['n_rhat_above_threshold']} clusters "
+              f"above {nuts['rhat_threshold']}), bulk ESS min {nuts['ess_bulk_min']:.0f} "
+              f"(median {nuts['ess_bulk_median']:.0f}), divergences {nuts['divergences_total']} "
+              f"in {nuts['n_clusters_with_divergences']} clusters; "
+              f"{nuts['seconds_per_cluster_mean']:.1f} s per cluster on one core (mean).", "",
+              "## Is the yardstick right? SBC of the complete exact posterior", "",
+              f"{sbc['n_clusters']} clusters from the flat prior {sbc['prior_range']}, richness "
+              f"`poisson`: HPD max |ECP − α| = {f(sbc['hpd_max_abs_dev'])}, TARP max dev "
+              f"{f(sbc['tarp_max_abs_dev'])} (KS p = {sbc['tarp_ks_pvalue']:.2f}); the 95 % "
+              f"Monte-Carlo band for {sbc['n_clusters']} clusters is {f(sbc['ks_95_threshold'])}"
+              f" → {'within' if sbc['within_monte_carlo_error'] else 'OUTSIDE'} Monte-Carlo "
+              f"error. NUTS: r-hat max {sbc['nuts']['rhat_max']:.3f}, divergences "
+              f"{sbc['nuts']['divergences_total']}. Details: [sbc/report.md](sbc/report.md).", "",
+              "## Misspecified: jeans_exact on the full idealized simulator", "",
+              "| subset | n | NPE σ_ε | NPE bias | jeans_exact σ_ε | jeans_exact bias |",
+              "|---|---|---|---|---|---|"]
+    for name, row in mis["by_subset"].items():
+        a, b = row["npe_deepsets"], row["jeans_exact"]
+        lines.append(f"| {name} | {row['n']} | {f(a['scatter_dex'])} | {a['bias_dex']:+.3f} | "
+                     f"{f(b['scatter_dex'])} | {b['bias_dex']:+.3f} |")
+    lines += ["", f"Coverage: NPE HPD dev {f(mis['npe_deepsets']['hpd_max_abs_dev'])}, "
+              f"jeans_exact HPD dev {f(mis['jeans_exact']['hpd_max_abs_dev'])}. NPE model: "
+              f"{mis['npe_model']}. Details: [misspecified/report.md](misspecified/report.md).",
+              "", "![misspecified](figures/misspecified_residuals.png)"]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    p = experiment_parser("python -m experiments.information_limit", __doc__, SIZES,
+                          "results/information_limit")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes for NUTS")
+    p.add_argument("--idealized-model", type=Path, default=None,
+                   help="an NPE trained on the full idealized simulator (npe_deepsets model "
+                        "directory) for the misspecified comparison; trained here if absent")
+    args = p.parse_args(argv)
+    size = args.size or ("quick" if args.quick else "full")
+    m = run(args.out, size, args.seed, args.device, not args.no_progress, args.jobs,
+            args.idealized_model)
+    for name in ("npe_deepsets", "jeans_exact"):
+        print(summary_line(name, m[name]))
+    lim, sbc = m["information_limit"], m["sbc"]
+    print(f"sd ratio NPE/exact {lim['std_ratio_mean']:.3f}, sigma_eps {lim['sigma_eps_a']:.3f}"
+          f" vs {lim['sigma_eps_b']:.3f} ({lim['sigma_eps_rel_diff']:+.1%}); "
+          f"SBC HPD dev {sbc['hpd_max_abs_dev']:.3f} (95 % band {sbc['ks_95_threshold']:.3f}); "
+          f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
