@@ -176,12 +176,24 @@ def cluster_model(lik, r_proj, v_los, richness: str, lo: float, hi: float):
     pyro.factor("data", _log_data(lik, r_proj, v_los, richness, log_m, log10_c, beta))
 
 
-def _log_data(lik, r_proj, v_los, richness, log_m, log10_c, beta):
-    """Galaxies' log-likelihood plus the richness or selection term (a scalar tensor)."""
+def _log_data(lik, r_proj, v_los, richness, log_m, log10_c, beta, n_sat=None):
+    """Galaxies' log-likelihood plus the richness or selection term (a scalar tensor).
+
+    ``n_sat`` (a float tensor, default the number of galaxies) is passed by the compiled
+    potential so that the galaxy count stays a symbolic size there (no recompilation per N).
+    """
     out = lik.log_density(r_proj, v_los, log_m, 10.0**log10_c, beta).sum()
     if richness == "poisson":
-        return out + lik.log_richness(r_proj.shape[0], log_m)
+        n = torch_float(r_proj.shape[0]) if n_sat is None else n_sat
+        return out + lik.log_richness(n, log_m)
     return out + lik.log_selection(log_m)
+
+
+def torch_float(x):
+    """A float64 scalar tensor."""
+    import torch
+
+    return torch.tensor(float(x), dtype=torch.float64)
 
 
 def _interval(z, lo, hi):
@@ -196,7 +208,7 @@ def _interval(z, lo, hi):
     return lo + (hi - lo) * torch.sigmoid(z), -F.softplus(-z) - F.softplus(z)
 
 
-def _neg_log_posterior(z_m, log10_c, z_b, lik, r_proj, v_los, richness, bounds):
+def _neg_log_posterior(z_m, log10_c, z_b, lik, r_proj, v_los, richness, bounds, n_sat):
     """-ln p(unconstrained theta | data) of :func:`cluster_model`, one pure torch function.
 
     Args:
@@ -209,6 +221,7 @@ def _neg_log_posterior(z_m, log10_c, z_b, lik, r_proj, v_los, richness, bounds):
         richness: ``"ancillary"`` or ``"poisson"``.
         bounds: tensor (lo, hi, beta_lo, beta_hi) -- a tensor, not floats, so that one
             compiled graph serves every cluster.
+        n_sat: number of satellites as a float64 tensor (same reason).
     """
     log_m, jac = _interval(z_m, bounds[0], bounds[1])
     med = lik.log10_c_median(log_m)
@@ -219,7 +232,7 @@ def _neg_log_posterior(z_m, log10_c, z_b, lik, r_proj, v_los, richness, bounds):
         logp = logp + jac_b
     else:
         beta = bounds[2]
-    return -(logp + _log_data(lik, r_proj, v_los, richness, log_m, log10_c, beta))
+    return -(logp + _log_data(lik, r_proj, v_los, richness, log_m, log10_c, beta, n_sat))
 
 
 @lru_cache(maxsize=1)
@@ -247,6 +260,7 @@ class _Potential:
         self.bounds = torch.tensor([lo, hi, *lik.beta_range], dtype=torch.float64)
         self.fn = _compiled_neg_log_posterior() if compiled else _neg_log_posterior
         self._zero = torch.zeros((), dtype=torch.float64)
+        self._n_sat = torch.tensor(float(r_proj.shape[0]), dtype=torch.float64)
 
     def constrained(self, params: dict) -> dict:
         """Map unconstrained sites to (log_m, log10_c, beta_inf)."""
@@ -259,7 +273,7 @@ class _Potential:
 
     def __call__(self, params: dict):
         return self.fn(params["log_m"], params["log10_c"], params.get("beta_inf", self._zero),
-                       self.lik, self.r, self.v, self.richness, self.bounds)
+                       self.lik, self.r, self.v, self.richness, self.bounds, self._n_sat)
 
 
 def _sample_cluster(config_json: str, cfg: JeansExactConfig, r_proj: np.ndarray,

@@ -256,7 +256,7 @@ class SphericalLikelihood:
         log_lam = alpha * torch.log((m - 10.0**log_m0).clamp_min(1e-300) / 10.0**log_m1)
         return log_lam + scatter * self._g_herm
 
-    def log_richness(self, n_sat: int, log_m: torch.Tensor) -> torch.Tensor:
+    def log_richness(self, n_sat: int | torch.Tensor, log_m: torch.Tensor) -> torch.Tensor:
         """Log probability ln P(N_sat = n_sat | M), Poisson about <N_sat>(M) exp(sigma_ln g)."""
         log_mu = self._log_poisson_mix(log_m)
         n = torch.as_tensor(n_sat, **self._kw)
