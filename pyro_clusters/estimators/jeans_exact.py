@@ -98,7 +98,9 @@ class NutsDiagnostics:
         rhat: largest rank-normalised split r-hat over (log_m, log10_c, beta_inf) (ArviZ).
         ess_bulk: smallest bulk effective sample size over the same.
         divergences: divergent transitions after warm-up, summed over chains.
-        seconds: wall time of the cluster's sampling [s].
+        seconds: wall time of the cluster's sampling on one core [s] (without set-up).
+        setup_seconds: set-up before sampling [s] (the torch.compile compilation, once per
+            worker process, lands here).
         n_satellites: galaxies in the likelihood.
     """
 
@@ -106,6 +108,7 @@ class NutsDiagnostics:
     ess_bulk: np.ndarray = field(default_factory=lambda: np.zeros(0))
     divergences: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    setup_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     n_satellites: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def summary(self, rhat_max: float = 1.01) -> dict:
@@ -123,6 +126,7 @@ class NutsDiagnostics:
             "n_clusters_with_divergences": int(np.sum(self.divergences > 0)),
             "seconds_per_cluster_mean": float(np.mean(self.seconds)),
             "seconds_per_cluster_median": float(np.median(self.seconds)),
+            "setup_seconds_total": float(np.sum(self.setup_seconds)),
         }
 
 
@@ -294,6 +298,17 @@ def _sample_cluster(config_json: str, cfg: JeansExactConfig, r_proj: np.ndarray,
                          f"halo of the prior range (u_max R200c at log M = {hi})")
     potential = _Potential(lik, torch.as_tensor(r_proj), torch.as_tensor(v_los), cfg.richness,
                            lo, hi, compiled=cfg.compile)
+    # One evaluation first: with ``compile`` the first call in a process compiles (~40 s),
+    # which is set-up, not sampling; it is reported separately.
+    mid = torch.tensor((lo + hi) / 2, dtype=torch.float64)
+    probe = {"log_m": torch.zeros((), dtype=torch.float64, requires_grad=True),
+             "log10_c": lik.log10_c_median(mid).detach().requires_grad_()}
+    if potential.has_beta:
+        probe["beta_inf"] = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    torch.autograd.grad(potential(probe), list(probe.values()))
+    potential({k: v.detach() for k, v in probe.items()})  # NUTS also calls it without grad
+    setup_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
     gen = np.random.default_rng(seed)
     chains: dict[str, list] = {}
     divergences = 0
@@ -325,6 +340,7 @@ def _sample_cluster(config_json: str, cfg: JeansExactConfig, r_proj: np.ndarray,
               for x in stacked.values())
     return {"log_m": stacked["log_m"].ravel(), "rhat": rhat, "ess_bulk": ess,
             "divergences": divergences, "seconds": time.perf_counter() - t0,
+            "setup_seconds": setup_seconds,
             "n_satellites": int(r_proj.size)}
 
 
@@ -384,6 +400,7 @@ class JeansExact(Estimator):
             ess_bulk=np.array([r["ess_bulk"] for r in results]),
             divergences=np.array([r["divergences"] for r in results], dtype=np.int64),
             seconds=np.array([r["seconds"] for r in results]),
+            setup_seconds=np.array([r["setup_seconds"] for r in results]),
             n_satellites=np.array([r["n_satellites"] for r in results], dtype=np.int64))
         return out
 
