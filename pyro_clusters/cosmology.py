@@ -22,6 +22,8 @@ __all__ = [
     "MDPL2_PARAMS",
     "DistanceTable",
     "angular_diameter_distance",
+    "colossus_cosmology",
+    "distance_table",
     "get_cosmology",
     "hubble_parameter",
     "hubble_velocity",
@@ -138,17 +140,42 @@ class DistanceTable:
         return np.interp(d, self.d, self.z)
 
 
+def colossus_cosmology(params: dict):
+    """A colossus cosmology of the given parameters, *without* making it the global one.
+
+    Used for data made in another cosmology (an N-body catalogue's own,
+    :mod:`pyro_clusters.catalog`); the package's models keep :func:`get_cosmology`.
+
+    Args:
+        params: colossus parameter names (``H0``, ``Om0``, and optionally ``Ob0``, ``sigma8``,
+            ``ns``, ``flat``, ``relspecies``...).
+    """
+    from colossus.cosmology import cosmology
+
+    kwargs = {"flat": True, "relspecies": False, "Ob0": 0.049, "sigma8": 0.81, "ns": 0.96,
+              **params}
+    return cosmology.Cosmology(name="pyro_clusters_catalog", persistence="", **kwargs)
+
+
 @lru_cache(maxsize=8)
-def distance_table(z_max: float = 3.0, n: int = 300_001) -> DistanceTable:
+def distance_table(z_max: float = 3.0, n: int = 300_001,
+                   params: tuple[tuple[str, object], ...] | None = None) -> DistanceTable:
     """Build (once) the comoving-distance table from z = 0 to ``z_max``.
 
     d_C(z) = (c / 100) ∫_0^z dz' / E(z') [h^-1 Mpc] by cumulative Simpson integration of the
     colossus E(z) (agrees with colossus' own comovingDistance to < 1e-6 relative; tested).
+
+    Args:
+        z_max: largest tabulated redshift.
+        n: grid points.
+        params: ``tuple(sorted(params.items()))`` of another cosmology
+            (:func:`colossus_cosmology`); None for the package's (MDPL2).
     """
     from scipy.integrate import cumulative_simpson
 
+    cosmo = get_cosmology() if params is None else colossus_cosmology(dict(params))
     z = np.linspace(0.0, z_max, n)
-    d = C_KMS / 100.0 * cumulative_simpson(1.0 / get_cosmology().Ez(z), x=z, initial=0.0)
+    d = C_KMS / 100.0 * cumulative_simpson(1.0 / cosmo.Ez(z), x=z, initial=0.0)
     return DistanceTable(z=z, d=d)
 
 
@@ -159,6 +186,7 @@ def los_velocity(
     vpec_cluster_los: np.ndarray | float = 0.0,
     *,
     hubble_flow: bool = True,
+    table: DistanceTable | None = None,
 ) -> np.ndarray:
     """Observed line-of-sight velocity of galaxies relative to their cluster.
 
@@ -179,6 +207,8 @@ def los_velocity(
         vpec_cluster_los: cluster's own line-of-sight peculiar velocity [km/s]; scalar or (n,).
         hubble_flow: when False, return the plain peculiar-velocity difference (for tests of
             the other components; not physical).
+        table: d_C(z) table of the cosmology to use; default the package's
+            (:func:`distance_table`).
 
     Returns:
         v_los [km/s], shape (n,).
@@ -187,7 +217,7 @@ def los_velocity(
     vpec_galaxy_los = np.asarray(vpec_galaxy_los, dtype=float)
     if not hubble_flow:
         return vpec_galaxy_los - vpec_cluster_los
-    table = distance_table()
+    table = table or distance_table()
     d_cluster = table.distance(z_cluster)
     z_galaxy = table.redshift(d_cluster + (1.0 + z_cluster) * los_offset)
     v_cluster = relativistic_add(vpec_cluster_los, hubble_velocity(z_cluster))

@@ -117,7 +117,8 @@ def plot_std_vs_scatter(evaluations, path: Path) -> Path:
     ax.set(xlabel="empirical scatter [dex]", ylabel="mean posterior std [dex]",
            xlim=(0, 1.1 * top), ylim=(0, 1.1 * top), aspect="equal",
            title="predicted std vs empirical scatter")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 

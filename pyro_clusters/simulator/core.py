@@ -37,11 +37,16 @@ from pyro_clusters.simulator.halo import (
 )
 from pyro_clusters.simulator.observe import observe
 
-__all__ = ["simulate", "simulate_selected"]
+__all__ = ["main_halos", "simulate", "simulate_selected"]
 
 
-def _main_halo(log_m: np.ndarray, config: SimulatorConfig, rng: np.random.Generator):
-    """Latents of the main halos and the Halos object for their own satellites."""
+def main_halos(log_m: np.ndarray, config: SimulatorConfig, rng: np.random.Generator):
+    """Latents of the main halos (c, beta_inf, shape, orientation) and their satellite counts.
+
+    Returns:
+        latents dict, c (n,), beta_inf (n,), rotation (n, 3, 3) or None, axes (n, 3) or None,
+        velocity factors (n, 3) or None, satellite counts (n,).
+    """
     hc, z, b = config.halo, config.z, log_m.size
     c = concentration(log_m, z, hc, rng)
     beta = rng.uniform(*hc.beta_inf_range, b) if hc.anisotropic else np.zeros(b)
@@ -86,7 +91,7 @@ def simulate(log_m: np.ndarray, config: SimulatorConfig, rng: np.random.Generato
     hc, z, nb = config.halo, config.z, log_m.size
     mass = 10.0**log_m
     r200, v200 = r200c(mass, z), v200c(mass, z)
-    latents, c, beta, rot, axes, vfac, n_sat = _main_halo(log_m, config, rng)
+    latents, c, beta, rot, axes, vfac, n_sat = main_halos(log_m, config, rng)
 
     # Infalling groups: a share of the satellites moves into a small halo falling in.
     has_sub = rng.random(nb) < hc.substructure_fraction

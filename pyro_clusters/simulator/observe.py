@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyro_clusters.cosmology import los_velocity
+from pyro_clusters.cosmology import DistanceTable, los_velocity
 from pyro_clusters.simulator.config import SimulatorConfig
 
 __all__ = ["observe"]
@@ -29,6 +29,7 @@ def observe(
     vpec_cluster_los: np.ndarray,
     config: SimulatorConfig,
     rng: np.random.Generator,
+    table: DistanceTable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Project galaxies and decide which are observed.
 
@@ -40,6 +41,8 @@ def observe(
         vpec_cluster_los: line-of-sight peculiar velocity of each galaxy's cluster [km/s], (n,).
         config: simulator configuration.
         rng: random generator.
+        table: d_C(z) table of the cosmology the positions live in (an N-body catalogue's,
+            :mod:`pyro_clusters.catalog`); default the package's.
 
     Returns:
         x_proj [h^-1 Mpc], y_proj [h^-1 Mpc], v_los [km/s], observed mask; each (n,).
@@ -47,7 +50,7 @@ def observe(
     obs = config.observation
     v_los = los_velocity(
         config.z, pos[:, 2], vpec_cluster_los + vel[:, 2], vpec_cluster_los,
-        hubble_flow=obs.hubble_flow,
+        hubble_flow=obs.hubble_flow, table=table,
     )
     if obs.velocity_error_kms > 0:
         v_los = v_los + obs.velocity_error_kms * rng.standard_normal(v_los.shape)

@@ -1,0 +1,559 @@
+r"""Mock observations of catalogue halos, written as the package's train / val / test datasets.
+
+Usage::
+
+    python -m pyro_clusters.catalog --catalog FILE --setup {idealized,cylinder} --out DIR
+        [--log-m-min 13.5] [--stellar-mass-min 3.16e9] [--density 6.3e-6] [--seed S]
+        [--workers W] [--scheduler ADDRESS] [--columns JSON]
+
+writes DIR/train.h5, DIR/val.h5 (flat mass function), DIR/test.h5 (natural mass function,
+three axis views) and DIR/test_flat.h5 (the test halos with the flat mass function, for
+calibration checks under the training prior), in the format of
+:mod:`pyro_clusters.data.hdf5`; every experiment reads them with ``--data DIR``.
+
+The recipe is Ho et al. 2019 (papers/001 sections 2.2-2.4 and appendix) with the two changes of
+papers/002 section 4.1:
+
+- cluster candidates are host halos with M200c >= 10^13.5 h^-1 Msun, galaxies those with
+  M* >= 10^9.5 h^-1 Msun; true membership is ``host_id == halo id`` (bound to the halo);
+- displacements use the minimum image in the periodic box (002) instead of padding the box
+  (001), so no galaxy is missing or duplicated at a box face;
+- centrals of neighbouring halos stay in the cylinder as interlopers (002; 001's code dropped
+  them);
+- each view goes through the simulator's own observation code
+  (:func:`pyro_clusters.simulator.observe.observe`): comoving displacements become physical
+  (/(1 + z)), v_los is the relativistic composition of Hubble flow and peculiar velocities in
+  the catalogue's cosmology (001 eqs. 17-22), then the idealized (members at any radius) or
+  cylinder (R_proj <= R_ap, |v_los| <= v_cut) selection and N >= N_min.
+
+Cylinders are found with a periodic KD-tree (:class:`scipy.spatial.cKDTree` with ``boxsize``):
+one ball per halo of radius sqrt(R_ap'^2 + l_max^2), l_max the comoving depth at which the
+Hubble flow alone exceeds v_cut plus the largest possible peculiar-velocity difference in the
+catalogue, so the ball provably contains every galaxy any of the halo's cylinders can select.
+Work streams over chunks of halos (memory bounded by the chunk), on local threads or on a Dask
+cluster when a scheduler address is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog
+from pyro_clusters.catalog.sightlines import (
+    Sightlines,
+    flat_sightlines,
+    natural_sightlines,
+    sky_basis,
+    split_halos,
+)
+from pyro_clusters.cosmology import C_KMS, colossus_cosmology, distance_table, los_velocity
+from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
+from pyro_clusters.data.hdf5 import DatasetWriter
+from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
+from pyro_clusters.simulator.observe import observe
+
+__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "main", "observe_sightlines"]
+
+SPLITS = ("train", "val", "test", "test_flat")
+
+
+@dataclass(frozen=True)
+class CatalogMockConfig:
+    """How a catalogue becomes datasets.
+
+    Attributes:
+        setup: ``"idealized"`` (true members at any radius) or ``"cylinder"`` (every galaxy in
+            the cylinder, interlopers included).
+        log_m_min: cluster candidates, log10(M200c / h^-1 Msun) >= this; 13.5 (papers/001).
+        stellar_mass_min: galaxies, M* >= this [h^-1 Msun]; 10^9.5 (papers/001).
+        observation: aperture, v_cut, N_min, errors (the simulator's observation settings).
+        fractions: shares of halos in train, val, test (split by halo id).
+        density: flat training mass function, views per volume per dex
+            [h^3 Mpc^-3 dex^-1]; 10^-5.2 (papers/001 section 2.3). Val and test_flat use the
+            same density times their share of the halos.
+        bin_width: mass bins of the flat mass function [dex].
+        max_views: cap on views of one halo (up-sampling of the rarest halos).
+        test_range: log-mass range of the natural test set (None: all candidates); papers/001
+            uses 14-15.
+        chunk_halos: halos per unit of work (bounds memory).
+        seed: seed of the split, the view sampling and the observation noise.
+    """
+
+    setup: Literal["idealized", "cylinder"] = "cylinder"
+    log_m_min: float = 13.5
+    stellar_mass_min: float = 10**9.5
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    density: float = 10**-5.2
+    bin_width: float = 0.1
+    max_views: int = 64
+    test_range: tuple[float, float] | None = None
+    chunk_halos: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.setup not in ("idealized", "cylinder"):
+            raise ValueError(f"setup must be 'idealized' or 'cylinder', got {self.setup!r}")
+        if self.density <= 0 or self.bin_width <= 0 or self.max_views < 3:
+            raise ValueError("density and bin_width must be > 0 and max_views >= 3")
+        if self.chunk_halos < 1:
+            raise ValueError("chunk_halos must be >= 1")
+
+    def to_dict(self) -> dict:
+        """The configuration as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+
+class CatalogBox:
+    """A catalogue ready for observation: selected galaxies, membership index, periodic tree.
+
+    Args:
+        catalog: the validated catalogue.
+        config: mock configuration (galaxy selection, setup, observation).
+    """
+
+    def __init__(self, catalog: Catalog, config: CatalogMockConfig):
+        self.config = config
+        self.box = catalog.box_size
+        self.z = catalog.redshift
+        self.cosmology = dict(catalog.cosmology)
+        self.source = catalog.source
+        self.table = distance_table(params=tuple(sorted(self.cosmology.items())))
+        self.sim = SimulatorConfig(setup=config.setup, z=self.z, observation=config.observation)
+        h = catalog.halos
+        self.halo_id = h["id"].astype(np.int64)
+        self.log_m = np.log10(h["m200c"])
+        self.halo_pos = catalog.halo_positions()
+        self.halo_vel = np.column_stack([h["vx"], h["vy"], h["vz"]])
+        if "r200c" in h:
+            self.r200c = h["r200c"] / (1.0 + self.z)
+        else:  # from M200c in the catalogue's cosmology [physical h^-1 Mpc]
+            rho_c = colossus_cosmology(self.cosmology).rho_c(self.z) * 1e9
+            self.r200c = np.cbrt(3.0 * h["m200c"] / (800.0 * np.pi * rho_c))
+        g = catalog.galaxies
+        keep = g["stellar_mass"] >= config.stellar_mass_min
+        self.pos = catalog.galaxy_positions()[keep]
+        self.vel = np.column_stack([g["vx"], g["vy"], g["vz"]])[keep]
+        self.host = g["host_id"][keep].astype(np.int64)
+        self.central = g["central"][keep].astype(bool)
+        # membership index: galaxies sorted by host id
+        self._by_host = np.argsort(self.host, kind="stable")
+        self._host_sorted = self.host[self._by_host]
+        lo, hi = self._member_range(self.halo_id)
+        self.richness_3d = hi - lo
+        self._trees: dict = {}
+        speed = np.linalg.norm(self.vel, axis=1)
+        self._v_fast = float(np.percentile(speed, 99.9)) if speed.size else 0.0
+        self.fast = np.flatnonzero(speed > self._v_fast)
+        self._halo_speed = np.linalg.norm(self.halo_vel, axis=1)
+        reach = self._query_radius(self._halo_speed.max(initial=0.0))
+        if config.setup == "cylinder" and reach > self.box / 2:
+            warnings.warn(
+                f"a cylinder seen off the box axes may reach {reach:.1f} h^-1 Mpc (comoving) "
+                f"from its centre, more than half the box ({self.box / 2:g}); each galaxy is "
+                "seen once, at its nearest periodic image", stacklevel=2)
+
+    def _member_range(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.searchsorted(self._host_sorted, ids, "left"),
+                np.searchsorted(self._host_sorted, ids, "right"))
+
+    def _hubble_depth(self, dv: float) -> float:
+        """Physical line-of-sight offset [h^-1 Mpc] whose Hubble flow is ``dv`` [km/s].
+
+        Papers/001 eqs. 17-22, monotonic in the offset; read off a fine grid.
+        """
+        ell = np.linspace(0.0, 3000.0, 30001)
+        v_h = los_velocity(self.z, ell, np.zeros_like(ell), 0.0, table=self.table)
+        return float(np.interp(min(dv, 0.5 * C_KMS), v_h, ell))
+
+    def _query_radius(self, v_halo: float) -> float:
+        """Comoving radius of a real-space ball holding all a cylinder can select (off-axis views).
+
+        |v_los| <= v_cut needs the Hubble flow across the offset to be cancelled by peculiar
+        velocities, at most |v_gal| + |v_halo| (+ 6 sigma of the velocity error) apart, so the
+        offset is at most the depth whose Hubble flow is v_cut plus that (2 % margin for the
+        relativistic terms, which are < 1e-3 of it). The ball uses |v_gal| <= the 99.9th
+        percentile; the faster galaxies (``self.fast``) are added to every off-axis query.
+
+        Args:
+            v_halo: speed of the halo [km/s].
+        """
+        obs = self.config.observation
+        dv = self._v_fast + v_halo + 6.0 * obs.velocity_error_kms
+        return float(np.hypot(obs.aperture, 1.02 * self._hubble_depth(obs.v_cut + dv))
+                     * (1.0 + self.z))
+
+    def _redshift_space(self, axis: int):
+        """Periodic KD-tree of the galaxies in redshift space along a box axis, stretched.
+
+        Along the axis a galaxy sits at s = x + v (1 + z) / H(z) (comoving; v the peculiar
+        velocity in km/s, H in km/s per physical h^-1 Mpc): |v_los| <= v_cut means
+        |s_gal - s_halo| <= l_cut up to relativistic terms (< 1e-3 of it; margin 3 % +
+        6 sigma of the velocity error). Dividing s by k = l_cut / R_ap' turns the cylinder
+        (R_ap', l_cut) into one of radius and half-length R_ap', inside a ball of radius
+        sqrt(2) R_ap' (the tree's periodic box is (L, L, L / k)).
+
+        Returns:
+            (tree, f, k, radius): the tree, the velocity-to-offset factor f = (1 + z) / H
+            [comoving h^-1 Mpc per km/s], the stretch k, the query radius.
+        """
+        if axis not in self._trees:
+            from scipy.spatial import cKDTree
+
+            obs = self.config.observation
+            a = 1.0 + self.z
+            f = a / float(100.0 * colossus_cosmology(self.cosmology).Ez(self.z))
+            l_cut = 1.03 * self._hubble_depth(obs.v_cut + 6.0 * obs.velocity_error_kms) * a
+            r_ap = obs.aperture * a
+            k = max(l_cut / r_ap, 1.0)
+            perp = [i for i in range(3) if i != axis]
+            s = np.mod(self.pos[:, axis] + f * self.vel[:, axis], self.box)
+            pts = np.column_stack([self.pos[:, perp[0]], self.pos[:, perp[1]], s / k])
+            pts[:, 2] = np.minimum(pts[:, 2], np.nextafter(self.box / k, 0))
+            tree = cKDTree(pts, boxsize=[self.box, self.box, self.box / k])
+            self._trees[axis] = (tree, f, k, float(np.hypot(r_ap, l_cut / k)))
+        return self._trees[axis]
+
+    def _real_space(self):
+        if "real" not in self._trees:
+            from scipy.spatial import cKDTree
+
+            self._trees["real"] = cKDTree(self.pos, boxsize=self.box)
+        return self._trees["real"]
+
+    def members(self, row: int) -> np.ndarray:
+        """Indices of the selected galaxies bound to halo ``row`` (host id = its id)."""
+        lo, hi = self._member_range(self.halo_id[row : row + 1])
+        return self._by_host[lo[0] : hi[0]]
+
+    def candidates(self, row: int, direction: np.ndarray) -> np.ndarray:
+        """Galaxy indices that the view of halo ``row`` along ``direction`` may select.
+
+        Idealized: the halo's members. Cylinder: a superset of the cylinder's galaxies, from
+        the redshift-space tree of a box axis, or for other directions the real-space ball of
+        :meth:`_query_radius` plus the fastest galaxies; the observation code makes the exact
+        cut.
+        """
+        if self.config.setup == "idealized":
+            return self.members(row)
+        axis = np.flatnonzero(np.abs(direction) == 1.0)
+        if axis.size == 1:
+            a = int(axis[0])
+            tree, f, k, radius = self._redshift_space(a)
+            perp = [i for i in range(3) if i != a]
+            c = self.halo_pos[row]
+            s = np.mod(c[a] + f * self.halo_vel[row, a], self.box) / k
+            centre = np.array([c[perp[0]], c[perp[1]], min(s, np.nextafter(self.box / k, 0))])
+            found = tree.query_ball_point(centre, radius)
+        else:
+            found = self._real_space().query_ball_point(
+                self.halo_pos[row], self._query_radius(self._halo_speed[row]))
+            return np.union1d(np.asarray(found, dtype=np.int64), self.fast)
+        return np.sort(np.asarray(found, dtype=np.int64))
+
+
+def _min_image(d: np.ndarray, box: float) -> np.ndarray:
+    """Minimum-image displacement, each component in [-box/2, box/2] (papers/002 sec. 4.1)."""
+    return d - box * np.round(d / box)
+
+
+def observe_sightlines(box: CatalogBox, lines: Sightlines, rng: np.random.Generator
+                       ) -> ClusterSet:
+    """Observe the given views and keep those with N >= N_min.
+
+    Args:
+        box: the prepared catalogue.
+        lines: views (sorted by halo).
+        rng: random generator (velocity errors, incompleteness, galaxy order).
+
+    Returns:
+        A :class:`ClusterSet` with the simulator's galaxy columns and the cluster columns
+        ``log_m``, ``n_gal``, ``n_members``, ``richness_3d``, ``r200c`` [physical h^-1 Mpc],
+        ``vpec_los`` [km/s], ``halo_id``, ``view``, ``los_x``, ``los_y``, ``los_z``.
+    """
+    src = GALAXY_SOURCES
+    parts = []
+    for k, (row, direction) in enumerate(zip(lines.halo, lines.direction, strict=True)):
+        near = box.candidates(row, direction)
+        d = _min_image(box.pos[near] - box.halo_pos[row], box.box) / (1.0 + box.z)
+        basis = sky_basis(direction)
+        parts.append((k, near, d @ basis.T, (box.vel[near] - box.halo_vel[row]) @ basis.T,
+                      box.host[near] == box.halo_id[row], float(box.halo_vel[row] @ basis[2])))
+    n_views = len(lines)
+    if not parts:
+        return _empty(box)
+    # parts[k] is view k (lines are sorted by halo, views in order)
+    view_of = np.concatenate([np.full(p[1].size, p[0]) for p in parts])
+    gal = np.concatenate([p[1] for p in parts])
+    pos = np.concatenate([p[2] for p in parts])
+    vel = np.concatenate([p[3] for p in parts])
+    member = np.concatenate([p[4] for p in parts])
+    vpec_view = np.array([p[5] for p in parts])
+    x, y, v, keep = observe(pos, vel, member, vpec_view[view_of], box.sim, rng, table=box.table)
+    n_gal = np.bincount(view_of[keep], minlength=n_views)
+    ok = n_gal >= box.config.observation.n_min
+    keep &= ok[view_of]
+    idx = np.flatnonzero(keep)
+    idx = idx[np.lexsort((rng.random(idx.size), view_of[idx]))]
+    central, host = box.central[gal[idx]], box.host[gal[idx]]
+    m = member[idx]
+    source = np.where(m, np.where(central, src["central"], src["satellite"]),
+                      np.where(host == -1, src["field"],
+                               np.where(central, src["neighbour_central"],
+                                        src["neighbour_satellite"]))).astype(np.int8)
+    views = np.flatnonzero(ok)
+    n_kept = n_gal[views]
+    halo = lines.halo[views]
+    galaxies = {"x_proj": x[idx].astype(np.float32), "y_proj": y[idx].astype(np.float32),
+                "v_los": v[idx].astype(np.float32), "member": m, "source": source}
+    clusters = {
+        "log_m": box.log_m[halo],
+        "n_gal": n_kept.astype(np.int64),
+        "n_members": np.bincount(view_of[idx], weights=m, minlength=n_views)[views]
+        .astype(np.int64),
+        "richness_3d": box.richness_3d[halo].astype(np.int64),
+        "r200c": box.r200c[halo],
+        "vpec_los": vpec_view[views],
+        "halo_id": box.halo_id[halo],
+        "view": lines.view[views].astype(np.int64),
+        **{f"los_{a}": lines.direction[views, i] for i, a in enumerate("xyz")},
+    }
+    return ClusterSet(clusters, galaxies, np.concatenate([[0], np.cumsum(n_kept)]),
+                      _attrs(box))
+
+
+def _attrs(box: CatalogBox) -> dict:
+    obs = box.config.observation
+    return {"setup": box.config.setup, "z": box.z, "aperture": obs.aperture,
+            "v_cut": obs.v_cut, "n_min": obs.n_min, "source": "catalog"}
+
+
+def _empty(box: CatalogBox) -> ClusterSet:
+    cols = ("log_m", "n_gal", "n_members", "richness_3d", "r200c", "vpec_los", "halo_id",
+            "view", "los_x", "los_y", "los_z")
+    gal = {"x_proj": np.zeros(0, np.float32), "y_proj": np.zeros(0, np.float32),
+           "v_los": np.zeros(0, np.float32), "member": np.zeros(0, bool),
+           "source": np.zeros(0, np.int8)}
+    return ClusterSet({c: np.zeros(0) for c in cols}, gal, np.zeros(1, np.int64), _attrs(box))
+
+
+def plan_sightlines(box: CatalogBox) -> tuple[dict[str, Sightlines], dict]:
+    """The views of every split: flat train / val / test_flat, natural test (by halo id).
+
+    Returns:
+        {split: Sightlines} and a summary (halos per split, per-bin targets and views).
+    """
+    cfg = box.config
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
+    cand = np.flatnonzero(box.log_m >= cfg.log_m_min)
+    masks = split_halos(box.halo_id[cand], cfg.fractions, cfg.seed)
+    volume = box.box**3
+    lines, summary = {}, {"n_candidates": int(cand.size)}
+    for name, mask, share in (("train", masks[0], cfg.fractions[0]),
+                              ("val", masks[1], cfg.fractions[1]),
+                              ("test_flat", masks[2], cfg.fractions[2])):
+        rows = cand[mask]
+        lines[name], bins = flat_sightlines(rows, box.log_m[rows], volume, cfg.density * share,
+                                            rng, cfg.bin_width, cfg.max_views)
+        summary[name] = {"n_halos": int(rows.size), "n_views": len(lines[name]), **bins}
+    rows = cand[masks[2]]
+    if cfg.test_range is not None:
+        lo, hi = cfg.test_range
+        rows = rows[(box.log_m[rows] >= lo) & (box.log_m[rows] <= hi)]
+    lines["test"] = natural_sightlines(rows)
+    summary["test"] = {"n_halos": int(rows.size), "n_views": len(lines["test"])}
+    return lines, summary
+
+
+def _chunks(lines: Sightlines, chunk_halos: int) -> list[Sightlines]:
+    rows, first = np.unique(lines.halo, return_index=True)
+    cuts = first[chunk_halos::chunk_halos]
+    return [Sightlines(h, d, v) for h, d, v in zip(np.split(lines.halo, cuts),
+                                                   np.split(lines.direction, cuts),
+                                                   np.split(lines.view, cuts), strict=True)]
+
+
+@lru_cache(maxsize=2)
+def _box_from_file(path: str, columns_json: str, config_json: str) -> CatalogBox:
+    """A worker's copy of the prepared catalogue (read once per process)."""
+    cfg = json.loads(config_json)
+    cfg["observation"] = ObservationConfig(**cfg["observation"])
+    for k in ("fractions", "test_range"):
+        if cfg[k] is not None:
+            cfg[k] = tuple(cfg[k])
+    return CatalogBox(read_catalog(path, json.loads(columns_json) or None),
+                      CatalogMockConfig(**cfg))
+
+
+def _remote_chunk(path: str, columns_json: str, config_json: str, lines: Sightlines,
+                  seed: np.random.SeedSequence) -> ClusterSet:
+    return observe_sightlines(_box_from_file(path, columns_json, config_json), lines,
+                              np.random.default_rng(seed))
+
+
+def build_datasets(catalog: Catalog | str | Path, out: str | Path,
+                   config: CatalogMockConfig | None = None, *, columns: dict | None = None,
+                   workers: int = 1, scheduler: str | None = None,
+                   progress: bool = True) -> dict:
+    """Make DIR/train.h5, val.h5, test.h5 and test_flat.h5 from a catalogue.
+
+    Args:
+        catalog: a :class:`Catalog` or the path of a catalogue file.
+        out: output directory (created).
+        config: mock configuration.
+        columns: column renaming for :func:`read_catalog` (paths only).
+        workers: local threads for the chunks.
+        scheduler: address of a Dask scheduler (``tcp://host:8786``): chunks run on its workers,
+            each reading the catalogue file (a path, visible to the workers) once.
+        progress: show a progress bar per split.
+
+    Returns:
+        Summary: paths, views and clusters per split, halos per split, timing of the parts.
+    """
+    import time
+
+    config = config or CatalogMockConfig()
+    t0 = time.perf_counter()
+    path = None
+    if not isinstance(catalog, Catalog):
+        path = str(Path(catalog).resolve())
+        catalog = read_catalog(path, columns)
+    elif scheduler is not None:
+        raise ValueError("a Dask scheduler needs the catalogue as a file path")
+    box = CatalogBox(catalog, config)
+    t_prep = time.perf_counter() - t0
+    lines, summary = plan_sightlines(box)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"config": config.to_dict(), "catalog": str(catalog.source),
+            "box_size": box.box, "cosmology": box.cosmology, "setup": config.setup,
+            "seed": config.seed,
+            "units": {"log_m": "log10(M200c / h^-1 Msun)", "x_proj": "h^-1 Mpc (physical)",
+                      "y_proj": "h^-1 Mpc (physical)", "v_los": "km/s"}}
+    client = None
+    if scheduler is not None:
+        try:
+            from dask.distributed import Client
+        except ImportError as err:
+            raise ImportError("--scheduler needs dask.distributed: pip install "
+                              "'pyro-clusters[dask]'") from err
+        client = Client(scheduler)
+    seeds = np.random.SeedSequence([config.seed, 2]).spawn(len(SPLITS))
+    t1 = time.perf_counter()
+    try:
+        for name, seed in zip(SPLITS, seeds, strict=True):
+            chunks = _chunks(lines[name], config.chunk_halos)
+            chunk_seeds = seed.spawn(len(chunks))
+            n_clusters = 0
+            with DatasetWriter(out / f"{name}.h5", {**meta, "split": name,
+                                                     "prior": _prior(name, config, box)}) as w, \
+                    tqdm(total=len(lines[name]), unit="view", desc=name,
+                         disable=not progress) as bar:
+                for chunk, cs in _run(chunks, chunk_seeds, box, path, columns, config, workers,
+                                      client):
+                    w.append(cs)
+                    n_clusters += len(cs)
+                    bar.update(len(chunk))
+                w.set_attrs(n_views=len(lines[name]))
+            summary[name]["n_clusters"] = n_clusters
+            summary[name]["path"] = str(out / f"{name}.h5")
+    finally:
+        if client is not None:
+            client.close()
+    summary["seconds"] = {"prepare": t_prep, "observe": time.perf_counter() - t1}
+    (out / "catalog_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _prior(name: str, config: CatalogMockConfig, box: CatalogBox) -> dict:
+    if name == "test":
+        lo, hi = config.test_range or (config.log_m_min, float(box.log_m.max(initial=0.0)))
+        return {"name": "hmf", "lo": lo, "hi": hi, "z": box.z, "from": "catalogue"}
+    return {"name": "flat", "lo": config.log_m_min, "hi": float(box.log_m.max(initial=0.0)),
+            "from": "catalogue"}
+
+
+def _run(chunks, seeds, box, path, columns, config, workers, client):
+    """Yield (chunk, ClusterSet) in chunk order, locally or on Dask."""
+    if client is not None:
+        cj, fj = json.dumps(columns or {}), json.dumps(config.to_dict())
+        futures = [client.submit(_remote_chunk, path, cj, fj, c, s, pure=False)
+                   for c, s in zip(chunks, seeds, strict=True)]
+        for c, f in zip(chunks, futures, strict=True):
+            yield c, f.result()
+        return
+    if workers > 1:
+        from joblib import Parallel, delayed
+
+        jobs = (delayed(observe_sightlines)(box, c, np.random.default_rng(s))
+                for c, s in zip(chunks, seeds, strict=True))
+        results = Parallel(n_jobs=workers, backend="threading", return_as="generator")(jobs)
+        yield from zip(chunks, results, strict=True)
+        return
+    for c, s in zip(chunks, seeds, strict=True):
+        yield c, observe_sightlines(box, c, np.random.default_rng(s))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(prog="python -m pyro_clusters.catalog", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--catalog", type=Path, required=True, help="HDF5 catalogue (the schema)")
+    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True)
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--columns", default=None,
+                   help='JSON renaming, e.g. \'{"halos": {"m200c": "M200c"}}\'')
+    p.add_argument("--log-m-min", type=float, default=13.5,
+                   help="cluster candidates: log10(M200c / h^-1 Msun) >= this")
+    p.add_argument("--stellar-mass-min", type=float, default=10**9.5,
+                   help="galaxies: M* >= this [h^-1 Msun]")
+    p.add_argument("--density", type=float, default=10**-5.2,
+                   help="flat training mass function [views h^3 Mpc^-3 dex^-1]")
+    p.add_argument("--max-views", type=int, default=64, help="views per halo at most")
+    p.add_argument("--test-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="log-mass range of the natural test set")
+    p.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.1, 0.2),
+                   metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--aperture", type=float, default=1.6, help="R_ap [physical h^-1 Mpc]")
+    p.add_argument("--v-cut", type=float, default=2200.0, help="v_cut [km/s]")
+    p.add_argument("--n-min", type=int, default=10, help="minimum galaxies per view")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="local threads")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (else local)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        obs = ObservationConfig(aperture=args.aperture, v_cut=args.v_cut, n_min=args.n_min)
+        config = CatalogMockConfig(
+            setup=args.setup, log_m_min=args.log_m_min, stellar_mass_min=args.stellar_mass_min,
+            observation=obs, fractions=tuple(args.fractions), density=args.density,
+            max_views=args.max_views,
+            test_range=tuple(args.test_range) if args.test_range else None, seed=args.seed)
+        columns = json.loads(args.columns) if args.columns else None
+        summary = build_datasets(args.catalog, args.out, config, columns=columns,
+                                 workers=args.workers, scheduler=args.scheduler,
+                                 progress=not args.no_progress)
+    except (CatalogError, ValueError, OSError, json.JSONDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name in SPLITS:
+        s = summary[name]
+        print(f"{name}: {s['n_halos']} halos, {s['n_views']} views, {s['n_clusters']} clusters "
+              f"with N >= {args.n_min} -> {s['path']}")
+    return 0
