@@ -21,9 +21,10 @@ from pyro_clusters.simulator import (
     SimulatorConfig,
     simulate_selected,
 )
+from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 
-__all__ = ["DataSets", "experiment_parser", "flat_table", "posterior_of", "prior_sections",
-           "robustness", "robustness_markdown", "simulate_sets"]
+__all__ = ["DataSets", "experiment_parser", "flat_table", "get_sets", "load_sets", "posterior_of",
+           "prior_sections", "robustness", "robustness_markdown", "simulate_sets"]
 
 
 @dataclass
@@ -58,6 +59,69 @@ def simulate_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int
     test = simulate_selected(n_test, hmf, config, rng)[0]
     test_flat = simulate_selected(n_test_flat or max(n_test // 2, 2), flat, config, rng)[0]
     return DataSets(train, val, test, test_flat, hmf, time.perf_counter() - t0)
+
+
+def data_dir(data: Path, setup: str) -> Path:
+    """The dataset directory of ``setup``: ``data/<setup>`` if it exists, else ``data``."""
+    return data / setup if (data / setup / "train.h5").exists() else data
+
+
+def load_sets(data: Path, setup: str, rng: np.random.Generator,
+              sizes: tuple[int, int, int] | None = None) -> DataSets:
+    """Read the four sets of a dataset directory instead of simulating them.
+
+    ``python -m pyro_clusters.catalog --out DIR`` writes DIR/train.h5, val.h5, test.h5 and
+    test_flat.h5 (flat, flat, natural mass function, flat). ``data`` may be that directory or
+    one holding ``idealized/`` and ``cylinder/`` such directories.
+
+    Args:
+        data: the directory.
+        setup: the experiment's setup; every file must have been made for it.
+        rng: draws the random subsets when ``sizes`` caps a set.
+        sizes: at most (train, val, test) clusters (test_flat: half of test); None keeps all.
+
+    Returns:
+        The sets; ``hmf`` is the Tinker et al. 2008 mass function (package cosmology) over the
+        test set's mass range, the population prior of the natural test set.
+    """
+    from pyro_clusters.data import read_dataset
+
+    t0 = time.perf_counter()
+    folder = data_dir(Path(data), setup)
+    sets = {}
+    caps = dict(zip(("train", "val", "test", "test_flat"),
+                    (*sizes, max(sizes[2] // 2, 2)) if sizes else (None,) * 4, strict=True))
+    for name, cap in caps.items():
+        path = folder / f"{name}.h5"
+        if not path.exists():
+            raise FileNotFoundError(f"--data {data}: {path} is missing (make the sets with "
+                                    "python -m pyro_clusters.catalog --out DIR)")
+        cs, meta = read_dataset(path)
+        if cs.attrs.get("setup") != setup:
+            raise ValueError(f"--data {data}: {path} holds the {cs.attrs.get('setup')!r} setup, "
+                             f"this experiment needs {setup!r}")
+        if cap is not None and len(cs) > cap:
+            cs = cs.select(np.sort(rng.choice(len(cs), cap, replace=False)))
+        sets[name] = (cs, meta)
+    test = sets["test"][0]
+    lo_ok, hi_ok = SUPPORTED_LOG_MASS_RANGE
+    lo = max(float(test.log_m.min()), lo_ok)
+    hi = min(max(float(test.log_m.max()), lo + 0.1), hi_ok)
+    hmf = HaloMassFunctionSampler(lo, hi, z=float(test.attrs.get("z", 0.117)))
+    return DataSets(sets["train"][0], sets["val"][0], test, sets["test_flat"][0], hmf,
+                    time.perf_counter() - t0)
+
+
+def get_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int,
+             rng: np.random.Generator, data: Path | None = None, cap: bool = True
+             ) -> DataSets:
+    """Simulate the sets, or read them from ``data`` when given.
+
+    Read sets are capped at the sizes if ``cap`` (full-size runs take every cluster).
+    """
+    if data is None:
+        return simulate_sets(config, n_train, n_val, n_test, rng)
+    return load_sets(data, config.setup, rng, (n_train, n_val, n_test) if cap else None)
 
 
 def posterior_of(estimator, test: ClusterSet, n_draws: int, rng: np.random.Generator,
@@ -133,7 +197,7 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
     """Parser with the options every experiment takes (callers add their own).
 
     --quick, --size (one of ``sizes``), --out (default ``default_out``), --seed, --device,
-    --no-progress.
+    --no-progress, --data (datasets made from an N-body catalogue, :func:`load_sets`).
     """
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,4 +208,8 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--data", type=Path, default=None,
+                   help="read train/val/test sets from this directory (python -m "
+                        "pyro_clusters.catalog --out DIR) instead of simulating; capped at "
+                        "the run size")
     return p

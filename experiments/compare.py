@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, flat_table, posterior_of, simulate_sets
+from experiments.common import experiment_parser, flat_table, get_sets, posterior_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator
 from pyro_clusters.estimators.msigma import fit_on_validation
@@ -103,16 +103,24 @@ def _check_reuse(reuse: Path, manifest: dict) -> None:
 
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
-        reuse: Path | None = None, estimators: tuple[str, ...] = ESTIMATORS) -> dict:
+        reuse: Path | None = None, estimators: tuple[str, ...] = ESTIMATORS,
+        data_path: Path | None = None) -> dict:
     """Run the comparison; returns the metrics written."""
     n_train, n_val, n_test, *_ = SIZES[size]
     manifest = {"setup": setup, "size": size, "seed": seed}
+    if data_path is not None:
+        manifest["data"] = str(data_path.resolve())
     if reuse is not None:
         _check_reuse(reuse, manifest)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup=setup)
-    data = simulate_sets(sim, n_train, n_val, n_test, rng)
-    calibration = simulate_selected(n_val, FlatLogMassPrior(), sim, rng)[0]
+    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
+    if data_path is None:
+        calibration = simulate_selected(n_val, FlatLogMassPrior(), sim, rng)[0]
+    else:  # the catalogue's validation halos, split in two: early stopping / calibration
+        half = rng.permutation(len(data.val))
+        calibration = data.val.select(np.sort(half[len(half) // 2:]))
+        data.val = data.val.select(np.sort(half[: len(half) // 2]))
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     (models / "manifest.json").write_text(json.dumps(manifest))
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown estimator(s) {bad}; choose from {', '.join(ESTIMATORS)}")
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                  args.reuse, chosen)
+                  args.reuse, chosen, args.data)
     for name in chosen:
         print(summary_line(name, metrics[name]))
     print(f"wrote {args.out / 'report.md'}")

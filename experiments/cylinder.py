@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 
 from experiments.common import (  # noqa: E402
     experiment_parser,
+    get_sets,
     posterior_of,
     prior_sections,
     robustness,
     robustness_markdown,
-    simulate_sets,
 )
 from pyro_clusters.baselines.caustic import caustic_members  # noqa: E402
 from pyro_clusters.baselines.membership import shifting_gapper, sigma_clipping  # noqa: E402
@@ -145,12 +145,13 @@ def interloper_section(test, p_member, subset, seed: int, out: Path, workers: in
     return results, lines
 
 
-def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: int) -> dict:
+def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: int,
+        data_path: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written."""
     n_train, n_val, n_test, _, _, _, n_caustic, n_rob = SIZES[size]
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="cylinder")
-    data = simulate_sets(sim, n_train, n_val, n_test, rng)
+    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     tcfg = _train_config(size, seed, device, progress)
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="processes for the caustic method")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
-    metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers)
+    metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers,
+                  args.data)
     for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
                  "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))

@@ -18,11 +18,11 @@ import numpy as np
 
 from experiments.common import (
     experiment_parser,
+    get_sets,
     posterior_of,
     prior_sections,
     robustness,
     robustness_markdown,
-    simulate_sets,
 )
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaEstimator
@@ -41,12 +41,13 @@ SIZES = {
 }
 
 
-def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool) -> dict:
+def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool,
+        data_path: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written."""
     n_train, n_val, n_test, epochs, patience, budget, n_rob = SIZES[size]
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="idealized")
-    data = simulate_sets(sim, n_train, n_val, n_test, rng)
+    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue an interrupted training")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
-    metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress)
+    metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress,
+                  args.data)
     for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma"]["scatter_dex"]

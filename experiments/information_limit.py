@@ -18,7 +18,11 @@ The run
    mergers) as a misspecified classical baseline, next to an NPE trained on that simulator
    (trained here, or loaded with ``--idealized-model``, e.g.
    ``results/idealized_full/models/npe_deepsets``), and breaks the residuals down by what the
-   spherical model leaves out.
+   spherical model leaves out. With ``--data DIR`` (idealized catalogue mocks from
+   ``python -m pyro_clusters.catalog``) this step uses the catalogue instead: its flat-prior
+   test views, and an NPE trained on its train / val sets -- the classical Jeans analysis
+   against the NPE on N-body data. Steps 1-2 need the exact likelihood, so they always run on
+   the spherical simulator.
 
 Writes DIR/metrics.json (the DESIGN.md contract for ``npe_deepsets`` and ``jeans_exact`` plus
 ``information_limit``, ``sbc``, ``misspecified`` and ``nuts`` sections), DIR/report.md,
@@ -34,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, posterior_of
+from experiments.common import experiment_parser, load_sets, posterior_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
 from pyro_clusters.diagnostics.posterior import PosteriorSamples
 from pyro_clusters.diagnostics.report import summary_line, write_report
@@ -86,7 +90,7 @@ def _ks_threshold(n: int) -> float:
 
 
 def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: int,
-        idealized_model: Path | None = None) -> dict:
+        idealized_model: Path | None = None, data_path: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written."""
     (n_train, n_val, n_test, n_sbc, n_mis, epochs, patience, budget, (warm, draws),
      compiled) = SIZES[size]
@@ -143,29 +147,42 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         "nuts": full_post.diagnostics.summary(),
     }
 
-    # 3. jeans_exact misspecified: the full idealized simulator.
+    # 3. jeans_exact misspecified: the full idealized simulator, or catalogue mocks (--data).
     full_cfg = SimulatorConfig(setup="idealized")
-    mis = simulate_selected(n_mis, flat, full_cfg, rng)[0]
+    catalogue = None
+    if data_path is not None:  # flat-prior test views of the catalogue's test halos
+        catalogue = load_sets(data_path, "idealized", rng,
+                              None if size == "full" else (n_train, n_val, 2 * n_mis))
+        mis = catalogue.test_flat
+        if size != "full" and len(mis) > n_mis:
+            mis = mis.select(np.sort(rng.choice(len(mis), n_mis, replace=False)))
+    else:
+        mis = simulate_selected(n_mis, flat, full_cfg, rng)[0]
     if idealized_model is not None:
         npe_full = NPEDeepSets.load(idealized_model, device=device)
     else:
-        tr = simulate_selected(n_train, flat, full_cfg, rng)[0]
-        va = simulate_selected(n_val, flat, full_cfg, rng)[0]
+        tr, va = ((catalogue.train, catalogue.val) if catalogue is not None else
+                  (simulate_selected(n_train, flat, full_cfg, rng)[0],
+                   simulate_selected(n_val, flat, full_cfg, rng)[0]))
         npe_full = _train_npe(tr, va, epochs, patience, budget, seed, device, progress, models,
                               "npe_deepsets_idealized")
-    jeans_mis = JeansExact(sph, jcfg)
+    # the spherical model at the data's redshift (a catalogue snapshot may differ from 0.117)
+    jeans_mis = JeansExact(SimulatorConfig.spherical(z=float(mis.attrs.get("z", sph.z))), jcfg)
     mis_posts = [posterior_of(npe_full, mis, 1000, rng, npe_full.train_seconds),
                  _jeans_posterior(jeans_mis, mis, rng, "jeans_exact")]
     mis_metrics = write_report(out / "misspecified", mis_posts, seed=seed,
-                               title="jeans_exact (spherical model) on the full idealized "
-                                     "simulator, next to the NPE trained on it",
+                               title="jeans_exact (spherical model) on the "
+                                     + ("catalogue mocks" if catalogue else
+                                        "full idealized simulator")
+                                     + ", next to the NPE trained on them",
                                top_level={"n_train": n_train})
     where = _where_npe_wins(mis, mis_posts)
     mis_section = {"n_clusters": len(mis),
                    "npe_deepsets": _brief(mis_metrics["npe_deepsets"]),
                    "jeans_exact": _brief(mis_metrics["jeans_exact"]),
                    "by_subset": where, "nuts": jeans_mis.diagnostics.summary(),
-                   "npe_model": str(idealized_model) if idealized_model else "trained here"}
+                   "npe_model": str(idealized_model) if idealized_model else "trained here",
+                   "data": str(data_path) if data_path else "simulator"}
 
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
@@ -211,15 +228,19 @@ def _brief(m: dict) -> dict:
 def _where_npe_wins(clusters, posts) -> dict:
     """sigma_eps and bias of each estimator on subsets the spherical model gets wrong."""
     c = clusters.clusters
-    los_major = np.asarray(c["los_major_cos"])
-    subsets = {
-        "all": np.ones(len(clusters), bool),
-        "substructure": np.asarray(c["has_substructure"], bool),
-        "merger": np.asarray(c["has_merger"], bool),
-        "relaxed": ~np.asarray(c["has_substructure"], bool) & ~np.asarray(c["has_merger"], bool),
-        "los_near_major_axis": los_major > 0.8,
-        "los_near_minor_plane": los_major < 0.3,
-    }
+    subsets = {"all": np.ones(len(clusters), bool)}
+    if "has_substructure" in c:  # simulator truth (catalogue mocks do not carry it)
+        los_major = np.asarray(c["los_major_cos"])
+        subsets.update({
+            "substructure": np.asarray(c["has_substructure"], bool),
+            "merger": np.asarray(c["has_merger"], bool),
+            "relaxed": ~np.asarray(c["has_substructure"], bool)
+            & ~np.asarray(c["has_merger"], bool),
+            "los_near_major_axis": los_major > 0.8,
+            "los_near_minor_plane": los_major < 0.3,
+        })
+    for lo, hi in ((13.5, 14.0), (14.0, 14.5), (14.5, 15.5)):
+        subsets[f"log_m_{lo}_{hi}"] = (clusters.log_m >= lo) & (clusters.log_m < hi)
     out = {}
     for name, m in subsets.items():
         if m.sum() < 2:
@@ -306,17 +327,22 @@ def _plot_misspecified(path: Path, clusters, posts) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cosine = np.asarray(clusters.clusters["los_major_cos"])
+    c = clusters.clusters
+    # simulator: the angle to the major axis; catalogue: the galaxy count
+    second = ((np.asarray(c["los_major_cos"]), "|cos| (line of sight, major axis)")
+              if "los_major_cos" in c else (clusters.n_gal, "galaxies N"))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for p in posts:
         eps = np.median(p.samples, 1) - p.truth
         axes[0].scatter(p.truth, eps, s=8, label=p.estimator)
-        axes[1].scatter(cosine, eps, s=8, label=p.estimator)
+        axes[1].scatter(second[0], eps, s=8, label=p.estimator)
     for ax in axes:
         ax.axhline(0, color="k", lw=1)
         ax.set_ylabel(r"median $-$ true [dex]")
     axes[0].set_xlabel(r"true $\log_{10} M_{200c}$")
-    axes[1].set_xlabel("|cos| (line of sight, major axis)")
+    axes[1].set_xlabel(second[1])
+    if "los_major_cos" not in c:
+        axes[1].set_xscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -390,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.jobs,
-            args.idealized_model)
+            args.idealized_model, args.data)
     for name in ("npe_deepsets", "jeans_exact"):
         print(summary_line(name, m[name]))
     lim, sbc = m["information_limit"], m["sbc"]

@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.common import load_sets  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
 from pyro_clusters.baselines.msigma import MSigmaFit, velocity_dispersion  # noqa: E402
 from pyro_clusters.data.clusters import ClusterSet  # noqa: E402
@@ -145,7 +146,9 @@ def make_figures(sets: MockSets, fits: dict, metrics: dict, out: Path, seed: int
 
 def write_report(metrics: dict, figures: list[str], out: Path, size: str) -> None:
     """Write ``report.md``: a table of metrics against their bands, then the figures."""
-    lines = [f"# Simulator realism report ({size} size)", "",
+    title = ("Simulator realism report" if "data" not in metrics
+             else f"Catalogue mocks realism report ({metrics['data']})")
+    lines = [f"# {title} ({size} size)", "",
              "| metric | value | band | in band |", "|---|---|---|---|"]
     for name, (lo, hi) in REALISM_BANDS.items():
         v = metrics[name]
@@ -155,7 +158,8 @@ def write_report(metrics: dict, figures: list[str], out: Path, size: str) -> Non
     for name in ("msigma_contaminated_slope", "msigma_contaminated_sigma15_kms",
                  "msigma_pure_mass_scatter_dex", "msigma_contaminated_mass_scatter_dex",
                  "clusters_per_second_idealized", "clusters_per_second_cylinder"):
-        lines.append(f"- `{name}`: {metrics[name]:.4g}")
+        if name in metrics:
+            lines.append(f"- `{name}`: {metrics[name]:.4g}")
     lines += ["", "| log M bin | clusters | interloper fraction |", "|---|---|---|"]
     lines += [f"| {f['lo']:.3f}–{f['hi']:.3f} | {f['n_clusters']} | {f['fraction']:.3f} |"
               for f in metrics["interloper_fraction_by_mass"]]
@@ -171,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="explicit size (overrides --quick); 'tiny' is for the test suite")
     p.add_argument("--out", type=Path, default=Path("results/mocks"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, default=None,
+                   help="report on catalogue mocks instead: a directory with idealized/ and "
+                        "cylinder/ made by python -m pyro_clusters.catalog (train: flat, "
+                        "test: natural mass function)")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     n_train, n_test = SIZES[size]
@@ -180,20 +188,32 @@ def main(argv: list[str] | None = None) -> int:
     pure, cyl = SimulatorConfig(setup="idealized"), SimulatorConfig(setup="cylinder")
     flat, hmf = FlatLogMassPrior(), HaloMassFunctionSampler(14.0, 15.0, z=pure.z)
     t0 = time.perf_counter()
-    sets = MockSets(
-        pure_train=simulate_selected(n_train, flat, pure, rng)[0],
-        cylinder_train=simulate_selected(n_train, flat, cyl, rng)[0],
-        pure_test=simulate_selected(n_test, hmf, pure, rng)[0],
-        cylinder_test=simulate_selected(n_test, hmf, cyl, rng)[0],
-        z=pure.z,
-    )
+    if args.data is None:
+        sets = MockSets(
+            pure_train=simulate_selected(n_train, flat, pure, rng)[0],
+            cylinder_train=simulate_selected(n_train, flat, cyl, rng)[0],
+            pure_test=simulate_selected(n_test, hmf, pure, rng)[0],
+            cylinder_test=simulate_selected(n_test, hmf, cyl, rng)[0],
+            z=pure.z,
+        )
+    else:
+        caps = None if size == "full" else (n_train, 2, n_test)
+        ideal, contaminated = (load_sets(args.data, s, rng, caps)
+                               for s in ("idealized", "cylinder"))
+        sets = MockSets(pure_train=ideal.train, cylinder_train=contaminated.train,
+                        pure_test=ideal.test, cylinder_test=contaminated.test,
+                        z=float(ideal.test.attrs["z"]))
     sim_seconds = time.perf_counter() - t0
     metrics, fits = realism_metrics(sets)
-    n_speed = min(n_train, 5000)
-    metrics["clusters_per_second_idealized"] = _throughput(pure, n_speed, args.seed + 1)
-    metrics["clusters_per_second_cylinder"] = _throughput(cyl, n_speed, args.seed + 2)
+    if args.data is None:
+        n_speed = min(n_train, 5000)
+        metrics["clusters_per_second_idealized"] = _throughput(pure, n_speed, args.seed + 1)
+        metrics["clusters_per_second_cylinder"] = _throughput(cyl, n_speed, args.seed + 2)
+    else:
+        metrics["data"] = str(args.data)
     metrics.update({
-        "n_train": 2 * n_train, "n_test": 2 * n_test, "seed": args.seed, "size": size,
+        "n_train": len(sets.pure_train) + len(sets.cylinder_train),
+        "n_test": len(sets.pure_test) + len(sets.cylinder_test), "seed": args.seed, "size": size,
         "simulation_seconds": sim_seconds,
         "config": {"idealized": pure.to_dict(), "cylinder": cyl.to_dict()},
         "package_version": __version__,

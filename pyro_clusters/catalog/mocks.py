@@ -436,7 +436,8 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
     lines, summary = plan_sightlines(box)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"config": config.to_dict(), "catalog": str(catalog.source),
+    # "config" carries z and the observation like a simulated dataset's (read back as attrs)
+    meta = {"config": {**config.to_dict(), "z": box.z}, "catalog": str(catalog.source),
             "box_size": box.box, "cosmology": box.cosmology, "setup": config.setup,
             "seed": config.seed,
             "units": {"log_m": "log10(M200c / h^-1 Msun)", "x_proj": "h^-1 Mpc (physical)",
