@@ -347,3 +347,23 @@ def test_build_datasets_and_cli(tmp_path, capsys):
     assert catalog_main(["--catalog", str(bad), "--setup", "idealized", "--out",
                          str(tmp_path / "x"), "--no-progress"]) == 2
     assert "cosmology" in capsys.readouterr().err
+
+
+def test_dask_scheduler_gives_the_same_files(catalog, tmp_path):
+    """Chunks run on a Dask cluster (workers read the file) write what a local run writes."""
+    distributed = pytest.importorskip("distributed")
+    path = write_catalog(tmp_path / "box.h5", catalog)
+    cfg = CatalogMockConfig(setup="cylinder", density=1e-4, chunk_halos=16)
+    local = build_datasets(path, tmp_path / "local", cfg, progress=False)
+    with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        remote = build_datasets(path, tmp_path / "dask", cfg, scheduler=cluster.scheduler_address,
+                                progress=False)
+    for name in ("train", "test"):
+        assert remote[name]["n_clusters"] == local[name]["n_clusters"] > 0
+        a, _ = read_dataset(tmp_path / "local" / f"{name}.h5")
+        b, _ = read_dataset(tmp_path / "dask" / f"{name}.h5")
+        np.testing.assert_array_equal(a.offsets, b.offsets)
+        np.testing.assert_array_equal(a.galaxies["v_los"], b.galaxies["v_los"])
+    with pytest.raises(ValueError, match="needs the catalogue as a file path"):
+        build_datasets(catalog, tmp_path / "x", cfg, scheduler="tcp://127.0.0.1:1")
