@@ -83,3 +83,28 @@ def test_bad_input_is_refused(clusters):
     far.galaxies["x_proj"][:] = 50.0  # beyond u_max R200c of any mass in the prior
     with pytest.raises(ValueError, match="outside every halo"):
         JeansExact(CFG, FAST).sample(far, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unreachable"):
+        JeansExactConfig(unreachable="ignore")
+
+
+def test_unreachable_galaxies_are_dropped_and_counted(clusters):
+    """Misspecified data: a galaxy beyond every halo of the prior is dropped, not fatal.
+
+    Under the model it has probability zero for every parameter value, so the posterior of
+    the others is the same as without it: same seed, same draws.
+    """
+    one = clusters.select(np.array([1]))
+    cfg = JeansExactConfig(warmup=30, samples=30, unreachable="drop")
+    clean = JeansExact(CFG, cfg).sample(one, 40, np.random.default_rng(2))
+    far = clusters.select(np.array([1]))
+    sat = np.flatnonzero(far.galaxies["source"] != GALAXY_SOURCES["central"])[:2]
+    far.galaxies["x_proj"][sat] = 40.0
+    est = JeansExact(CFG, cfg)
+    dropped = est.sample(far, 40, np.random.default_rng(2))
+    assert est.diagnostics.n_dropped.tolist() == [2]
+    assert est.diagnostics.summary()["galaxies_dropped_total"] == 2
+    kept = clusters.select(np.array([1])).filter_galaxies(
+        ~np.isin(np.arange(far.offsets[-1]), sat))
+    np.testing.assert_array_equal(dropped, JeansExact(CFG, cfg).sample(
+        kept, 40, np.random.default_rng(2)))
+    assert clean.shape == dropped.shape

@@ -67,6 +67,12 @@ class JeansExactConfig:
             per worker process, then ~4x faster; worth it above a few tens of clusters).
         n_jobs: worker processes over clusters (1 = in process).
         progress: show a progress bar over clusters.
+        unreachable: what to do with galaxies farther out (R >= u_max R200c at the top of the
+            prior) than any halo of the prior can hold: ``"raise"``, or ``"drop"`` them
+            (counted in the diagnostics). Under the spherical model they have probability
+            zero for every parameter value, so dropping them leaves the posterior of the rest
+            unchanged; they occur only when the model is misspecified (mergers, infalling
+            groups, catalogue halos).
     """
 
     richness: Literal["ancillary", "poisson"] = "ancillary"
@@ -80,8 +86,11 @@ class JeansExactConfig:
     compile: bool = False
     n_jobs: int = 1
     progress: bool = False
+    unreachable: Literal["raise", "drop"] = "raise"
 
     def __post_init__(self) -> None:
+        if self.unreachable not in ("raise", "drop"):
+            raise ValueError(f"unreachable must be 'raise' or 'drop', got {self.unreachable!r}")
         if self.richness not in ("ancillary", "poisson"):
             raise ValueError(f"richness must be 'ancillary' or 'poisson', got {self.richness!r}")
         if not self.prior_range[0] < self.prior_range[1]:
@@ -102,6 +111,7 @@ class NutsDiagnostics:
         setup_seconds: set-up before sampling [s] (the torch.compile compilation, once per
             worker process, lands here).
         n_satellites: galaxies in the likelihood.
+        n_dropped: galaxies dropped as unreachable (``JeansExactConfig.unreachable``).
     """
 
     rhat: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -110,6 +120,7 @@ class NutsDiagnostics:
     seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     setup_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     n_satellites: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def summary(self, rhat_max: float = 1.01) -> dict:
         """JSON-safe summary: worst values and how many clusters fail the usual thresholds."""
@@ -127,6 +138,8 @@ class NutsDiagnostics:
             "seconds_per_cluster_mean": float(np.mean(self.seconds)),
             "seconds_per_cluster_median": float(np.median(self.seconds)),
             "setup_seconds_total": float(np.sum(self.setup_seconds)),
+            "galaxies_dropped_total": int(np.sum(self.n_dropped)),
+            "n_clusters_with_dropped": int(np.sum(self.n_dropped > 0)),
         }
 
 
@@ -291,11 +304,16 @@ def _sample_cluster(config_json: str, cfg: JeansExactConfig, r_proj: np.ndarray,
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     lik = _likelihood(config_json, cfg.n_los)
-    lo = max(cfg.prior_range[0], lik.min_log_mass(r_proj) + 1e-6)
     hi = cfg.prior_range[1]
-    if lo >= hi:
-        raise ValueError(f"a galaxy at R = {np.max(r_proj):.2f} h^-1 Mpc lies outside every "
-                         f"halo of the prior range (u_max R200c at log M = {hi})")
+    reach = lik.u_max * float(lik.r200(torch.tensor(hi, dtype=torch.float64)))
+    outside = r_proj >= reach * (1.0 - 1e-6)
+    if outside.any():
+        if cfg.unreachable == "raise":
+            raise ValueError(f"a galaxy at R = {np.max(r_proj):.2f} h^-1 Mpc lies outside every "
+                             f"halo of the prior range (u_max R200c = {reach:.2f} h^-1 Mpc at "
+                             f"log M = {hi}); JeansExactConfig(unreachable='drop') drops such")
+        r_proj, v_los = r_proj[~outside], v_los[~outside]
+    lo = max(cfg.prior_range[0], lik.min_log_mass(r_proj) + 1e-6)
     potential = _Potential(lik, torch.as_tensor(r_proj), torch.as_tensor(v_los), cfg.richness,
                            lo, hi, compiled=cfg.compile)
     # One evaluation first: with ``compile`` the first call in a process compiles (~40 s),
@@ -341,7 +359,7 @@ def _sample_cluster(config_json: str, cfg: JeansExactConfig, r_proj: np.ndarray,
     return {"log_m": stacked["log_m"].ravel(), "rhat": rhat, "ess_bulk": ess,
             "divergences": divergences, "seconds": time.perf_counter() - t0,
             "setup_seconds": setup_seconds,
-            "n_satellites": int(r_proj.size)}
+            "n_satellites": int(r_proj.size), "n_dropped": int(outside.sum())}
 
 
 class JeansExact(Estimator):
@@ -401,7 +419,8 @@ class JeansExact(Estimator):
             divergences=np.array([r["divergences"] for r in results], dtype=np.int64),
             seconds=np.array([r["seconds"] for r in results]),
             setup_seconds=np.array([r["setup_seconds"] for r in results]),
-            n_satellites=np.array([r["n_satellites"] for r in results], dtype=np.int64))
+            n_satellites=np.array([r["n_satellites"] for r in results], dtype=np.int64),
+            n_dropped=np.array([r["n_dropped"] for r in results], dtype=np.int64))
         return out
 
     def save(self, path: str | os.PathLike) -> None:
