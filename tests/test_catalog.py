@@ -367,3 +367,15 @@ def test_dask_scheduler_gives_the_same_files(catalog, tmp_path):
         np.testing.assert_array_equal(a.galaxies["v_los"], b.galaxies["v_los"])
     with pytest.raises(ValueError, match="needs the catalogue as a file path"):
         build_datasets(catalog, tmp_path / "x", cfg, scheduler="tcp://127.0.0.1:1")
+
+
+def test_off_axis_views_in_a_large_box():
+    """Fast galaxies far across a large box are candidates of every off-axis view; the
+    line-of-sight prefilter must drop the ones that cannot reach the cylinder (without it
+    their offsets leave the distance table: 800 h^-1 Mpc box, cluster at d_C = 340)."""
+    cat = synthetic_catalog(800.0, seed=2, log_m_min=14.3, field_density=2e-4)
+    box = CatalogBox(cat, CatalogMockConfig(setup="cylinder"))
+    assert box.fast.size > 0
+    lines = _views(cat, n_halos=5, extra=3)
+    cs = observe_sightlines(box, lines, np.random.default_rng(0))
+    assert len(cs) > 0 and np.all(np.abs(cs.galaxies["v_los"]) <= 2200.0)

@@ -159,6 +159,8 @@ class CatalogBox:
         self._v_fast = float(np.percentile(speed, 99.9)) if speed.size else 0.0
         self.fast = np.flatnonzero(speed > self._v_fast)
         self._halo_speed = np.linalg.norm(self.halo_vel, axis=1)
+        # Hubble flow per physical h^-1 Mpc of line-of-sight offset [km/s per h^-1 Mpc]
+        self._h_eff = config.observation.v_cut / self._hubble_depth(config.observation.v_cut)
         reach = self._query_radius(self._halo_speed.max(initial=0.0))
         if config.setup == "cylinder" and reach > self.box / 2:
             warnings.warn(
@@ -267,7 +269,15 @@ class CatalogBox:
         else:
             found = self._real_space().query_ball_point(
                 self.halo_pos[row], self._query_radius(self._halo_speed[row]))
-            return np.union1d(np.asarray(found, dtype=np.int64), self.fast)
+            cand = np.union1d(np.asarray(found, dtype=np.int64), self.fast)
+            # the fast galaxies come from anywhere in the box: keep those whose line-of-sight
+            # offset their own velocity can bring inside v_cut (linear Hubble law, 5 % margin
+            # for the < 1 % relativistic terms)
+            obs = self.config.observation
+            ell = _min_image(self.pos[cand] - self.halo_pos[row], self.box) @ direction
+            dv = np.abs((self.vel[cand] - self.halo_vel[row]) @ direction)
+            reach = 1.05 * (obs.v_cut + dv + 6.0 * obs.velocity_error_kms) / self._h_eff
+            return cand[np.abs(ell) / (1.0 + self.z) <= reach]
         return np.sort(np.asarray(found, dtype=np.int64))
 
 
