@@ -61,18 +61,14 @@ def simulate_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int
     return DataSets(train, val, test, test_flat, hmf, time.perf_counter() - t0)
 
 
-def data_dir(data: Path, setup: str) -> Path:
-    """The dataset directory of ``setup``: ``data/<setup>`` if it exists, else ``data``."""
-    return data / setup if (data / setup / "train.h5").exists() else data
-
-
 def load_sets(data: Path, setup: str, rng: np.random.Generator,
               sizes: tuple[int, int, int] | None = None) -> DataSets:
     """Read the four sets of a dataset directory instead of simulating them.
 
     ``python -m pyro_clusters.catalog --out DIR`` writes DIR/train.h5, val.h5, test.h5 and
     test_flat.h5 (flat, flat, natural mass function, flat). ``data`` may be that directory or
-    one holding ``idealized/`` and ``cylinder/`` such directories.
+    one holding ``idealized/`` and ``cylinder/`` such directories
+    (:func:`pyro_clusters.catalog.mocks.read_datasets`).
 
     Args:
         data: the directory.
@@ -84,31 +80,20 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
         The sets; ``hmf`` is the Tinker et al. 2008 mass function (package cosmology) over the
         test set's mass range, the population prior of the natural test set.
     """
-    from pyro_clusters.data import read_dataset
+    from pyro_clusters.catalog.mocks import read_datasets
 
     t0 = time.perf_counter()
-    folder = data_dir(Path(data), setup)
-    sets = {}
-    caps = dict(zip(("train", "val", "test", "test_flat"),
-                    (*sizes, max(sizes[2] // 2, 2)) if sizes else (None,) * 4, strict=True))
-    for name, cap in caps.items():
-        path = folder / f"{name}.h5"
-        if not path.exists():
-            raise FileNotFoundError(f"--data {data}: {path} is missing (make the sets with "
-                                    "python -m pyro_clusters.catalog --out DIR)")
-        cs, meta = read_dataset(path)
-        if cs.attrs.get("setup") != setup:
-            raise ValueError(f"--data {data}: {path} holds the {cs.attrs.get('setup')!r} setup, "
-                             f"this experiment needs {setup!r}")
-        if cap is not None and len(cs) > cap:
-            cs = cs.select(np.sort(rng.choice(len(cs), cap, replace=False)))
-        sets[name] = (cs, meta)
-    test = sets["test"][0]
+    caps = None
+    if sizes is not None:
+        caps = dict(zip(("train", "val", "test", "test_flat"),
+                        (*sizes, max(sizes[2] // 2, 2)), strict=True))
+    sets = read_datasets(data, setup, rng, caps)
+    test = sets["test"]
     lo_ok, hi_ok = SUPPORTED_LOG_MASS_RANGE
     lo = max(float(test.log_m.min()), lo_ok)
     hi = min(max(float(test.log_m.max()), lo + 0.1), hi_ok)
     hmf = HaloMassFunctionSampler(lo, hi, z=float(test.attrs.get("z", 0.117)))
-    return DataSets(sets["train"][0], sets["val"][0], test, sets["test_flat"][0], hmf,
+    return DataSets(sets["train"], sets["val"], test, sets["test_flat"], hmf,
                     time.perf_counter() - t0)
 
 

@@ -167,13 +167,16 @@ def _richness(clusters: ClusterSet) -> dict[str, float]:
 
 
 def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
-                 device: str = "cpu", progress: bool = True, command: str | None = None
-                 ) -> CylinderModel:
+                 device: str = "cpu", progress: bool = True, command: str | None = None,
+                 data: Path | None = None) -> CylinderModel:
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
     log10 M (papers/001 section 2.3); the test clusters only measure the bundle's quality
-    (scatter, bias and coverage, stored in ``info["test_metrics"]``).
+    (scatter, bias and coverage, stored in ``info["test_metrics"]``). With ``data`` they are
+    read instead from cylinder datasets made from an N-body catalogue
+    (``python -m pyro_clusters.catalog``: train, val and the flat test views of the test
+    halos), and the redshift, aperture, velocity window and N_min are the data's.
 
     Args:
         config: a cylinder-setup simulator configuration (redshift, aperture, v_cut, ...).
@@ -182,6 +185,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         device: torch device.
         progress: progress bars while training.
         command: the command line, recorded in the bundle.
+        data: directory of catalogue datasets (cylinder setup); None simulates.
 
     Returns:
         the trained :class:`CylinderModel` (not yet saved).
@@ -200,8 +204,19 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     prior = FlatLogMassPrior()
-    train, val, test = (simulate_selected(n, prior, config, rng)[0]
-                        for n in (n_train, n_val, n_test))
+    if data is None:
+        train, val, test = (simulate_selected(n, prior, config, rng)[0]
+                            for n in (n_train, n_val, n_test))
+    else:
+        from pyro_clusters.catalog.mocks import read_datasets
+
+        caps = None if size == "full" else {"train": n_train, "val": n_val, "test_flat": n_test}
+        sets = read_datasets(data, "cylinder", rng, caps)
+        train, val, test = sets["train"], sets["val"], sets["test_flat"]
+        a = train.attrs
+        config = config.replace(z=float(a["z"]), observation=replace(
+            config.observation, aperture=float(a["aperture"]), v_cut=float(a["v_cut"]),
+            n_min=int(a["n_min"])))
     sim_seconds = time.perf_counter() - t0
     tcfg = TrainConfig(batch_size=32, max_epochs=epochs, patience=patience, max_seconds=budget,
                        seed=seed, device=device, progress=progress)
@@ -226,6 +241,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                   "richness": _richness(train)}
     info = {"command": command, "size": size, "seed": seed, "package_version": __version__,
             "simulator": config.to_dict(), "n_train": len(train), "n_val": len(val),
+            "data": str(data) if data is not None else "simulator",
             "msigma_mass_cut": cuts, "simulation_seconds": sim_seconds,
             "train_seconds": {"classifier": clf.train_seconds, "npe": npe.train_seconds},
             "test_metrics": test_metrics}
@@ -251,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="Gaussian redshift error per galaxy in the mocks [km/s] (default 0)")
     p.add_argument("--incompleteness", type=float, default=None,
                    help="fraction of galaxies without a redshift, at random (default 0)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="train on cylinder datasets made from an N-body catalogue "
+                        "(python -m pyro_clusters.catalog --out DIR) instead of the simulator;"
+                        " z, aperture, v_cut and N_min are then the data's")
     p.add_argument("--size", choices=sorted(SIZES), default="full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
@@ -273,8 +293,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = "python -m pyro_clusters train " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
-                         command)
+    try:
+        model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
+                             command, args.data)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     model.save(args.out)
     m = model.info["test_metrics"]
     print(f"wrote {args.out}: test sigma_eps {m['scatter_dex']:.3f} dex "

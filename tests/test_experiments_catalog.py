@@ -81,3 +81,21 @@ def test_wrong_setup_is_refused(data, tmp_path):
         load_sets(data / "idealized", "cylinder", np.random.default_rng(0))
     with pytest.raises(FileNotFoundError, match="train.h5 is missing"):
         load_sets(tmp_path, "cylinder", np.random.default_rng(0))
+
+
+def test_train_a_real_field_model_on_catalogue(data, tmp_path, capsys):
+    """``python -m pyro_clusters train --data DIR``: the shipped-model recipe on N-body mocks."""
+    from pyro_clusters.__main__ import main as cli
+    from pyro_clusters.pretrained import CylinderModel
+
+    out = tmp_path / "bundle"
+    assert cli(["train", "--data", str(data), "--size", "tiny", "--out", str(out),
+                "--no-progress", "--z", "0.3"]) == 0  # --z is overridden by the data's
+    assert "wrote" in capsys.readouterr().out
+    model = CylinderModel.load(out)
+    assert model.info["data"] == str(data)
+    assert model.info["simulator"]["z"] == pytest.approx(0.117)
+    assert model.info["n_train"] == min(300, _n_clusters(data / "cylinder" / "train.h5"))
+    assert cli(["train", "--data", str(data / "idealized"), "--size", "tiny",
+                "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "holds the 'idealized' setup" in capsys.readouterr().err

@@ -64,7 +64,8 @@ from pyro_clusters.data.hdf5 import DatasetWriter
 from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 
-__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "main", "observe_sightlines"]
+__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "main", "observe_sightlines",
+           "read_datasets"]
 
 SPLITS = ("train", "val", "test", "test_flat")
 
@@ -522,6 +523,45 @@ def _run(chunks, seeds, box, path, columns, config, workers, client):
         return
     for c, s in zip(chunks, seeds, strict=True):
         yield c, observe_sightlines(box, c, np.random.default_rng(s))
+
+
+def read_datasets(data: str | Path, setup: str, rng: np.random.Generator | None = None,
+                  caps: dict[str, int] | None = None) -> dict[str, ClusterSet]:
+    """Read the sets :func:`build_datasets` wrote, checking they were made for ``setup``.
+
+    Args:
+        data: the output directory of :func:`build_datasets`, or a directory holding
+            ``idealized/`` and ``cylinder/`` such directories.
+        setup: ``"idealized"`` or ``"cylinder"``; every file must have been made for it.
+        rng: draws the random subsets when ``caps`` limits a set.
+        caps: at most this many clusters per split name (random subset, order kept).
+
+    Returns:
+        {split: ClusterSet} for ``train``, ``val``, ``test``, ``test_flat``.
+
+    Raises:
+        FileNotFoundError: a split file is missing; ValueError: a file is of another setup.
+    """
+    from pyro_clusters.data.hdf5 import read_dataset
+
+    data = Path(data)
+    folder = data / setup if (data / setup / "train.h5").exists() else data
+    out = {}
+    for name in SPLITS:
+        path = folder / f"{name}.h5"
+        if not path.exists():
+            raise FileNotFoundError(f"--data {data}: {path} is missing (make the sets with "
+                                    "python -m pyro_clusters.catalog --out DIR)")
+        cs, _ = read_dataset(path)
+        if cs.attrs.get("setup") != setup:
+            raise ValueError(f"--data {data}: {path} holds the {cs.attrs.get('setup')!r} setup, "
+                             f"this run needs {setup!r}")
+        cap = (caps or {}).get(name)
+        if cap is not None and len(cs) > cap:
+            rng = rng if rng is not None else np.random.default_rng(0)
+            cs = cs.select(np.sort(rng.choice(len(cs), cap, replace=False)))
+        out[name] = cs
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
