@@ -327,6 +327,7 @@ def test_build_datasets_and_cli(tmp_path, capsys):
     assert not ids["val"] & ids["test"] and ids["test_flat"] <= ids["test"] | ids["test_flat"]
     test = sets["test"][0]
     assert set(np.unique(test.clusters["view"])) <= {0, 1, 2}  # natural: axis views only
+    assert (out / "mass_function.png").stat().st_size > 10_000  # papers/001 Fig. 2
     summary = json.loads((out / "catalog_summary.json").read_text())
     assert summary["test"]["n_views"] == 3 * summary["test"]["n_halos"]
 

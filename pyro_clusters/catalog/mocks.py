@@ -65,7 +65,7 @@ from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 
 __all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "main", "observe_sightlines",
-           "read_datasets"]
+           "plot_mass_functions", "read_datasets"]
 
 SPLITS = ("train", "val", "test", "test_flat")
 
@@ -471,11 +471,12 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
         client = Client(scheduler)
     seeds = np.random.SeedSequence([config.seed, 2]).spawn(len(SPLITS))
     t1 = time.perf_counter()
+    cluster_masses: dict[str, np.ndarray] = {}
     try:
         for name, seed in zip(SPLITS, seeds, strict=True):
             chunks = _chunks(lines[name], config.chunk_halos)
             chunk_seeds = seed.spawn(len(chunks))
-            n_clusters = 0
+            n_clusters, masses = 0, []
             with DatasetWriter(out / f"{name}.h5", {**meta, "split": name,
                                                      "prior": _prior(name, config, box)}) as w, \
                     tqdm(total=len(lines[name]), unit="view", desc=name,
@@ -484,16 +485,70 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
                                       client):
                     w.append(cs)
                     n_clusters += len(cs)
+                    masses.append(cs.log_m)
                     bar.update(len(chunk))
                 w.set_attrs(n_views=len(lines[name]))
             summary[name]["n_clusters"] = n_clusters
             summary[name]["path"] = str(out / f"{name}.h5")
+            cluster_masses[name] = np.concatenate(masses) if masses else np.zeros(0)
     finally:
         if client is not None:
             client.close()
     summary["seconds"] = {"prepare": t_prep, "observe": time.perf_counter() - t1}
     (out / "catalog_summary.json").write_text(json.dumps(summary, indent=2))
+    summary["figure"] = str(plot_mass_functions(out / "mass_function.png", cluster_masses,
+                                                box.log_m[box.log_m >= config.log_m_min],
+                                                box.box**3, config))
     return summary
+
+
+def plot_mass_functions(path: Path, cluster_masses: dict[str, np.ndarray],
+                        halo_log_m: np.ndarray, volume: float, config: CatalogMockConfig
+                        ) -> Path:
+    """The mass functions of the written sets (papers/001 Fig. 2), as a PNG.
+
+    Clusters per volume per dex [h^3 Mpc^-3 dex^-1] of each split, divided by the split's share
+    of the halos (so every flat split should sit on the target density and the test set on
+    three times the catalogue's halo mass function), with the target and the catalogue's halo
+    mass function above the candidate threshold.
+
+    Args:
+        path: PNG file to write.
+        cluster_masses: split -> log10 M of its clusters (after N >= N_min).
+        halo_log_m: log10 M of every candidate halo of the catalogue.
+        volume: box volume [h^-3 Mpc^3].
+        config: the mock configuration (threshold, density, shares).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hi = max([float(halo_log_m.max(initial=config.log_m_min))]
+             + [float(m.max(initial=config.log_m_min)) for m in cluster_masses.values()])
+    edges = np.arange(config.log_m_min, hi + config.bin_width, config.bin_width)
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    share = dict(zip(("train", "val", "test"), config.fractions, strict=True))
+    share["test_flat"] = share["test"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    n_h = np.histogram(halo_log_m, edges)[0]
+    ax.step(centre, np.where(n_h > 0, n_h, np.nan) / volume / config.bin_width, where="mid",
+            color="k", lw=1, label="catalogue halos (HMF)")
+    ax.step(centre, 3 * np.where(n_h > 0, n_h, np.nan) / volume / config.bin_width,
+            where="mid", color="0.6", lw=1, ls="--", label="3 × HMF")
+    ax.axhline(config.density, color="C3", lw=1, ls=":", label="flat target")
+    for i, name in enumerate(SPLITS):
+        n = np.histogram(cluster_masses.get(name, np.zeros(0)), edges)[0].astype(float)
+        dens = np.where(n > 0, n, np.nan) / volume / config.bin_width / max(share[name], 1e-12)
+        ax.step(centre, dens, where="mid", color=f"C{i}", label=f"{name} / its share")
+    ax.set(yscale="log", xlabel=r"$\log_{10} M_{200c}$ [$h^{-1} M_\odot$]",
+           ylabel=r"clusters per $h^{-3}$ Mpc$^3$ per dex",
+           title=f"mock mass functions ({config.setup})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _prior(name: str, config: CatalogMockConfig, box: CatalogBox) -> dict:
