@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, load_sets, posterior_of
+from experiments.common import experiment_parser, posterior_of
+from pyro_clusters.catalog.mocks import read_datasets
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
 from pyro_clusters.diagnostics.posterior import PosteriorSamples
 from pyro_clusters.diagnostics.report import summary_line, write_report
@@ -155,17 +156,16 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     full_cfg = SimulatorConfig(setup="idealized")
     catalogue = None
     if data_path is not None:  # flat-prior test views of the catalogue's test halos
-        catalogue = load_sets(data_path, "idealized", rng,
-                              None if size == "full" else (n_train, n_val, 2 * n_mis))
-        mis = catalogue.test_flat
-        if size != "full" and len(mis) > n_mis:
-            mis = mis.select(np.sort(rng.choice(len(mis), n_mis, replace=False)))
+        caps = None if size == "full" else {"train": n_train, "val": n_val, "test_flat": n_mis}
+        catalogue = read_datasets(data_path, "idealized", rng, caps,
+                                  splits=("train", "val", "test_flat"))
+        mis = catalogue["test_flat"]
     else:
         mis = simulate_selected(n_mis, flat, full_cfg, rng)[0]
     if idealized_model is not None:
         npe_full = NPEDeepSets.load(idealized_model, device=device)
     else:
-        tr, va = ((catalogue.train, catalogue.val) if catalogue is not None else
+        tr, va = ((catalogue["train"], catalogue["val"]) if catalogue is not None else
                   (simulate_selected(n_train, flat, full_cfg, rng)[0],
                    simulate_selected(n_val, flat, full_cfg, rng)[0]))
         npe_full = _train_npe(tr, va, epochs, patience, budget, seed, device, progress, models,

@@ -76,17 +76,19 @@ def hubble_parameter(z: float | np.ndarray) -> np.ndarray:
     return 100.0 * get_cosmology().Ez(z)
 
 
-def r200c(mass: np.ndarray, z: float) -> np.ndarray:
+def r200c(mass: np.ndarray, z: float, cosmo=None) -> np.ndarray:
     """Physical radius enclosing 200 times the critical density.
 
     Args:
         mass: M200c [h^-1 Msun], any shape.
         z: redshift.
+        cosmo: a colossus cosmology (:func:`colossus_cosmology`); default the package's.
 
     Returns:
         R200c [physical h^-1 Mpc], same shape as ``mass``.
     """
-    rho_c = get_cosmology().rho_c(z) * 1e9  # Msun h^2 / kpc^3 -> Msun h^2 / Mpc^3
+    cosmo = cosmo or get_cosmology()
+    rho_c = cosmo.rho_c(z) * 1e9  # Msun h^2 / kpc^3 -> Msun h^2 / Mpc^3
     return np.cbrt(3.0 * np.asarray(mass) / (4.0 * np.pi * 200.0 * rho_c))
 
 

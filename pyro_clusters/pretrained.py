@@ -211,7 +211,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         from pyro_clusters.catalog.mocks import read_datasets
 
         caps = None if size == "full" else {"train": n_train, "val": n_val, "test_flat": n_test}
-        sets = read_datasets(data, "cylinder", rng, caps)
+        sets = read_datasets(data, "cylinder", rng, caps, splits=("train", "val", "test_flat"))
         train, val, test = sets["train"], sets["val"], sets["test_flat"]
         a = train.attrs
         config = config.replace(z=float(a["z"]), observation=replace(

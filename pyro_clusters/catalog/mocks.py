@@ -58,7 +58,13 @@ from pyro_clusters.catalog.sightlines import (
     sky_basis,
     split_halos,
 )
-from pyro_clusters.cosmology import C_KMS, colossus_cosmology, distance_table, los_velocity
+from pyro_clusters.cosmology import (
+    C_KMS,
+    colossus_cosmology,
+    distance_table,
+    los_velocity,
+    r200c,
+)
 from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
 from pyro_clusters.data.hdf5 import DatasetWriter
 from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
@@ -137,16 +143,21 @@ class CatalogBox:
         self.halo_id = h["id"].astype(np.int64)
         self.log_m = np.log10(h["m200c"])
         self.halo_pos = catalog.halo_positions()
-        self.halo_vel = np.column_stack([h["vx"], h["vy"], h["vz"]])
-        if "r200c" in h:
-            self.r200c = h["r200c"] / (1.0 + self.z)
-        else:  # from M200c in the catalogue's cosmology [physical h^-1 Mpc]
-            rho_c = colossus_cosmology(self.cosmology).rho_c(self.z) * 1e9
-            self.r200c = np.cbrt(3.0 * h["m200c"] / (800.0 * np.pi * rho_c))
+        self.halo_vel = catalog.halo_velocities()
+        cosmo = colossus_cosmology(self.cosmology)
+        # R200c [physical h^-1 Mpc]: the catalogue's, or from M200c in its cosmology
+        self.r200c = (h["r200c"] / (1.0 + self.z) if "r200c" in h
+                      else r200c(h["m200c"], self.z, cosmo))
+        # H(z) [km/s per physical h^-1 Mpc] and the line-of-sight Hubble flow v_H(l) on a
+        # fine grid of physical offsets l (papers/001 eqs. 17-22), tabulated once
+        self._hubble = 100.0 * float(cosmo.Ez(self.z))
+        self._ell = np.linspace(0.0, 3000.0, 30001)
+        self._v_h = los_velocity(self.z, self._ell, np.zeros_like(self._ell), 0.0,
+                                 table=self.table)
         g = catalog.galaxies
         keep = g["stellar_mass"] >= config.stellar_mass_min
         self.pos = catalog.galaxy_positions()[keep]
-        self.vel = np.column_stack([g["vx"], g["vy"], g["vz"]])[keep]
+        self.vel = catalog.galaxy_velocities()[keep]
         self.host = g["host_id"][keep].astype(np.int64)
         self.central = g["central"][keep].astype(bool)
         # membership index: galaxies sorted by host id
@@ -176,11 +187,9 @@ class CatalogBox:
     def _hubble_depth(self, dv: float) -> float:
         """Physical line-of-sight offset [h^-1 Mpc] whose Hubble flow is ``dv`` [km/s].
 
-        Papers/001 eqs. 17-22, monotonic in the offset; read off a fine grid.
+        Papers/001 eqs. 17-22, monotonic in the offset; read off the grid tabulated once.
         """
-        ell = np.linspace(0.0, 3000.0, 30001)
-        v_h = los_velocity(self.z, ell, np.zeros_like(ell), 0.0, table=self.table)
-        return float(np.interp(min(dv, 0.5 * C_KMS), v_h, ell))
+        return float(np.interp(min(dv, 0.5 * C_KMS), self._v_h, self._ell))
 
     def _query_radius(self, v_halo: float) -> float:
         """Comoving radius of a real-space ball holding all a cylinder can select (off-axis views).
@@ -224,7 +233,7 @@ class CatalogBox:
 
         obs = self.config.observation
         a = 1.0 + self.z
-        f = a / float(100.0 * colossus_cosmology(self.cosmology).Ez(self.z))
+        f = a / self._hubble
         l_cut = 1.03 * self._hubble_depth(obs.v_cut + 6.0 * obs.velocity_error_kms) * a
         r_ap = obs.aperture * a
         k = max(l_cut / r_ap, 1.0)
@@ -581,7 +590,8 @@ def _run(chunks, seeds, box, path, columns, config, workers, client):
 
 
 def read_datasets(data: str | Path, setup: str, rng: np.random.Generator | None = None,
-                  caps: dict[str, int] | None = None) -> dict[str, ClusterSet]:
+                  caps: dict[str, int] | None = None, splits: tuple[str, ...] = SPLITS
+                  ) -> dict[str, ClusterSet]:
     """Read the sets :func:`build_datasets` wrote, checking they were made for ``setup``.
 
     Args:
@@ -590,9 +600,10 @@ def read_datasets(data: str | Path, setup: str, rng: np.random.Generator | None 
         setup: ``"idealized"`` or ``"cylinder"``; every file must have been made for it.
         rng: draws the random subsets when ``caps`` limits a set.
         caps: at most this many clusters per split name (random subset, order kept).
+        splits: which of ``train``, ``val``, ``test``, ``test_flat`` to read.
 
     Returns:
-        {split: ClusterSet} for ``train``, ``val``, ``test``, ``test_flat``.
+        {split: ClusterSet} for each of ``splits``.
 
     Raises:
         FileNotFoundError: a split file is missing; ValueError: a file is of another setup.
@@ -602,7 +613,7 @@ def read_datasets(data: str | Path, setup: str, rng: np.random.Generator | None 
     data = Path(data)
     folder = data / setup if (data / setup / "train.h5").exists() else data
     out = {}
-    for name in SPLITS:
+    for name in splits:
         path = folder / f"{name}.h5"
         if not path.exists():
             raise FileNotFoundError(f"--data {data}: {path} is missing (make the sets with "

@@ -38,27 +38,25 @@ import numpy as np
 __all__ = ["GALAXY_SCHEMA", "HALO_SCHEMA", "Catalog", "CatalogError", "read_catalog",
            "write_catalog"]
 
-#: Halo columns: name -> (dtype kind, unit / meaning, required).
-HALO_SCHEMA = {
-    "id": ("i", "unique halo id", True),
-    "m200c": ("f", "M200c [h^-1 Msun]", True),
+_PHASE_SPACE = {
     "x": ("f", "comoving position [h^-1 Mpc]", True),
     "y": ("f", "comoving position [h^-1 Mpc]", True),
     "z": ("f", "comoving position [h^-1 Mpc]", True),
     "vx": ("f", "peculiar velocity [km/s]", True),
     "vy": ("f", "peculiar velocity [km/s]", True),
     "vz": ("f", "peculiar velocity [km/s]", True),
+}
+#: Halo columns: name -> (dtype kind, unit / meaning, required).
+HALO_SCHEMA = {
+    "id": ("i", "unique halo id", True),
+    "m200c": ("f", "M200c [h^-1 Msun]", True),
+    **_PHASE_SPACE,
     "r200c": ("f", "R200c [comoving h^-1 Mpc]", False),
 }
 #: Galaxy columns: name -> (dtype kind, unit / meaning, required).
 GALAXY_SCHEMA = {
     "host_id": ("i", "id of the host halo, -1 if not in the halo table", True),
-    "x": ("f", "comoving position [h^-1 Mpc]", True),
-    "y": ("f", "comoving position [h^-1 Mpc]", True),
-    "z": ("f", "comoving position [h^-1 Mpc]", True),
-    "vx": ("f", "peculiar velocity [km/s]", True),
-    "vy": ("f", "peculiar velocity [km/s]", True),
-    "vz": ("f", "peculiar velocity [km/s]", True),
+    **_PHASE_SPACE,
     "stellar_mass": ("f", "stellar mass [h^-1 Msun]", True),
     "central": ("b", "central galaxy of its host", True),
 }
@@ -103,9 +101,17 @@ class Catalog:
         """Comoving halo positions [h^-1 Mpc], (n_halos, 3)."""
         return np.column_stack([self.halos[k] for k in "xyz"])
 
+    def halo_velocities(self) -> np.ndarray:
+        """Halo peculiar velocities [km/s], (n_halos, 3)."""
+        return np.column_stack([self.halos[k] for k in ("vx", "vy", "vz")])
+
     def galaxy_positions(self) -> np.ndarray:
         """Comoving galaxy positions [h^-1 Mpc], (n_galaxies, 3)."""
         return np.column_stack([self.galaxies[k] for k in "xyz"])
+
+    def galaxy_velocities(self) -> np.ndarray:
+        """Galaxy peculiar velocities [km/s], (n_galaxies, 3)."""
+        return np.column_stack([self.galaxies[k] for k in ("vx", "vy", "vz")])
 
     def validate(self) -> Catalog:
         """Check the tables against the schema; raise :class:`CatalogError` naming the problem.

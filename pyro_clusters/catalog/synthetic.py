@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.catalog.schema import Catalog, write_catalog
-from pyro_clusters.cosmology import MDPL2_PARAMS, get_cosmology
+from pyro_clusters.cosmology import MDPL2_PARAMS
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.core import main_halos
 from pyro_clusters.simulator.halo import Halos, populate_satellites, satellite_counts
+from pyro_clusters.simulator.priors import hmf_cumulative
 
 __all__ = ["STELLAR_MASS_CUT", "main", "synthetic_catalog"]
 
@@ -52,15 +53,10 @@ _EXP_SCALE = 0.5 / np.log(1.0 / _ABOVE_CUT)  # dex; P(log M* > 9.5) = 0.6
 
 def _halo_masses(volume: float, lo: float, hi: float, z: float, rng: np.random.Generator
                  ) -> np.ndarray:
-    from colossus.lss import mass_function
-
-    get_cosmology()
-    grid = np.linspace(lo, hi, 1201)
-    dn = mass_function.massFunction(10.0**grid, z, mdef="200c", model="tinker08",
-                                    q_out="dndlnM") * np.log(10.0)  # per dex [h^3 Mpc^-3]
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(grid))])
-    n = rng.poisson(volume * cdf[-1])
-    return np.interp(rng.random(n), cdf / cdf[-1], grid)
+    """A Poisson number of halo masses from the mass function over [lo, hi] in ``volume``."""
+    grid, cum = hmf_cumulative(lo, hi, z, n=1201)
+    n = rng.poisson(volume * cum[-1])
+    return np.interp(rng.random(n), cum / cum[-1], grid)
 
 
 def _faint_log_mstar(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -40,6 +40,7 @@ from pyro_clusters.simulator.halo import (
     populate_satellites,
     satellite_counts,
 )
+from pyro_clusters.simulator.priors import halo_mass_function
 from pyro_clusters.simulator.profiles import nfw_enclosed
 
 __all__ = ["EnvironmentTables", "environment_tables", "halo_bias", "infall_velocity",
@@ -100,8 +101,6 @@ def halo_bias(log_m: np.ndarray, z: float) -> np.ndarray:
 @lru_cache(maxsize=8)
 def environment_tables(config: SimulatorConfig) -> EnvironmentTables:
     """Build (once per configuration) the environment's tables."""
-    from colossus.lss import mass_function
-
     cosmo = get_cosmology()
     env, obs, z = config.environment, config.observation, config.z
     a3 = (1.0 + z) ** 3  # comoving -> physical number density
@@ -109,9 +108,7 @@ def environment_tables(config: SimulatorConfig) -> EnvironmentTables:
     depth = (obs.v_cut + env.margin_velocity_kms) / hubble_parameter(z)
 
     log_m = np.linspace(*env.neighbour_log_m_range, 400)
-    dn_dlogm = np.log(10.0) * mass_function.massFunction(
-        10.0**log_m, z, mdef="200c", model="tinker08", q_out="dndlnM"
-    ) * a3
+    dn_dlogm = halo_mass_function(log_m, z) * a3
     weight = dn_dlogm * mean_centrals(log_m, config.occupation)
     weight_b = weight * halo_bias(log_m, z)
     cdf_u = cumulative_trapezoid(weight, log_m, initial=0.0)

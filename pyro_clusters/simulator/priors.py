@@ -19,7 +19,8 @@ from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 if TYPE_CHECKING:  # torch is imported only where sbi objects are built
     import torch
 
-__all__ = ["FlatLogMassPrior", "HaloMassFunctionSampler", "make_sampler"]
+__all__ = ["FlatLogMassPrior", "HaloMassFunctionSampler", "halo_mass_function", "hmf_cumulative",
+           "make_sampler"]
 
 
 def _check_range(lo: float, hi: float) -> None:
@@ -54,15 +55,40 @@ class FlatLogMassPrior:
         return BoxUniform(torch.tensor([self.lo]), torch.tensor([self.hi]))
 
 
-@lru_cache(maxsize=8)
-def _hmf_cdf(lo: float, hi: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+def halo_mass_function(log_m: np.ndarray, z: float) -> np.ndarray:
+    """dn/dlog10 M of M200c halos, Tinker et al. 2008 (colossus, package cosmology).
+
+    Args:
+        log_m: log10(M200c / h^-1 Msun), any shape.
+        z: redshift.
+
+    Returns:
+        Comoving number density per dex [h^3 Mpc^-3 dex^-1], same shape as ``log_m``.
+    """
     from colossus.lss import mass_function
 
     get_cosmology()
-    grid = np.linspace(lo, hi, 2001)
-    dn = mass_function.massFunction(10.0**grid, z, mdef="200c", model="tinker08", q_out="dndlnM")
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(grid))])
-    return grid, cdf / cdf[-1]
+    return np.log(10.0) * mass_function.massFunction(
+        10.0 ** np.asarray(log_m), z, mdef="200c", model="tinker08", q_out="dndlnM")
+
+
+@lru_cache(maxsize=8)
+def hmf_cumulative(lo: float, hi: float, z: float, n: int = 2001
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Comoving number density of halos between ``lo`` and each grid mass.
+
+    Returns:
+        (grid of log10 M, ``n`` points over [lo, hi]; cumulative density [h^3 Mpc^-3]) by the
+        trapezoid rule on :func:`halo_mass_function`.
+    """
+    grid = np.linspace(lo, hi, n)
+    dn = halo_mass_function(grid, z)
+    return grid, np.concatenate([[0.0], np.cumsum(0.5 * (dn[1:] + dn[:-1]) * np.diff(grid))])
+
+
+def _hmf_cdf(lo: float, hi: float, z: float) -> tuple[np.ndarray, np.ndarray]:
+    grid, cum = hmf_cumulative(lo, hi, z)
+    return grid, cum / cum[-1]
 
 
 @dataclass(frozen=True)
