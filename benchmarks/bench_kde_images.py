@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from pyro_clusters.kde_images import KDEImageSpec, kde_images
+from pyro_clusters.features.kde import KDEImageSpec, kde_images
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 
 

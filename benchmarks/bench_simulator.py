@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_clusters.simulate import simulate_to_file
+from pyro_clusters.simulator.datasets import simulate_to_file
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.cosmology import C_KMS
-from pyro_clusters.observation import cluster_to_table
+from pyro_clusters.realfield.table import cluster_to_table
 from pyro_clusters.simulator import SimulatorConfig, simulate_selected
 from pyro_clusters.simulator.config import ObservationConfig
 from pyro_clusters.simulator.priors import FlatLogMassPrior

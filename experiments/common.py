@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.defaults import TEST_RANGE, setup_of
 from pyro_clusters.diagnostics import (
     PosteriorSamples,
     subsampling_drift,
@@ -48,7 +49,7 @@ class DataSets:
 
 
 def simulate_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int,
-                  rng: np.random.Generator, test_range: tuple[float, float] = (14.0, 15.3),
+                  rng: np.random.Generator, test_range: tuple[float, float] = TEST_RANGE,
                   n_test_flat: int | None = None) -> DataSets:
     """Simulate the four sets (``n_test_flat`` defaults to half of ``n_test``)."""
     t0 = time.perf_counter()
@@ -65,10 +66,10 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
               sizes: tuple[int, int, int] | None = None) -> DataSets:
     """Read the four sets of a dataset directory instead of simulating them.
 
-    ``python -m pyro_clusters.catalog --out DIR`` writes DIR/train.h5, val.h5, test.h5 and
+    ``python -m pyro_clusters catalog --out DIR`` writes DIR/train.h5, val.h5, test.h5 and
     test_flat.h5 (flat, flat, natural mass function, flat). ``data`` may be that directory or
     one holding ``idealized/`` and ``cylinder/`` such directories
-    (:func:`pyro_clusters.catalog.mocks.read_datasets`).
+    (:func:`pyro_clusters.data.splits.read_datasets`).
 
     Args:
         data: the directory.
@@ -80,7 +81,7 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
         The sets; ``hmf`` is the Tinker et al. 2008 mass function (package cosmology) over the
         test set's mass range, the population prior of the natural test set.
     """
-    from pyro_clusters.catalog.mocks import read_datasets
+    from pyro_clusters.data.splits import read_datasets
 
     t0 = time.perf_counter()
     caps = None
@@ -92,7 +93,7 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
     lo_ok, hi_ok = SUPPORTED_LOG_MASS_RANGE
     lo = max(float(test.log_m.min()), lo_ok)
     hi = min(max(float(test.log_m.max()), lo + 0.1), hi_ok)
-    hmf = HaloMassFunctionSampler(lo, hi, z=float(test.attrs.get("z", 0.117)))
+    hmf = HaloMassFunctionSampler(lo, hi, z=setup_of(test.attrs)["z"])
     return DataSets(sets["train"], sets["val"], test, sets["test_flat"], hmf,
                     time.perf_counter() - t0)
 
@@ -110,15 +111,23 @@ def get_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int,
 
 
 def posterior_of(estimator, test: ClusterSet, n_draws: int, rng: np.random.Generator,
-                 train_seconds: float | None, name: str | None = None) -> PosteriorSamples:
-    """Sample an estimator on the test set, timing inference per cluster."""
+                 train_seconds: float | None, name: str | None = None,
+                 info: dict | None = None) -> PosteriorSamples:
+    """Sample an estimator on the test set, timing inference per cluster.
+
+    ``info``, if given, receives what the call learned besides the draws
+    (:meth:`~pyro_clusters.estimators.base.Estimator.sample_with_info`).
+    """
     t0 = time.perf_counter()
-    draws = estimator.sample(test, n_draws, rng)
+    result = estimator.sample_with_info(test, n_draws, rng)
     ms = 1e3 * (time.perf_counter() - t0) / len(test)
+    draws = result.draws
+    if info is not None:
+        info.update(result.info)
     meta = {"n_gal": test.n_gal}
     if "n_members" in test.clusters:
         meta["n_members"] = test.clusters["n_members"]
-    return PosteriorSamples(draws, test.log_m, meta, name or estimator.name,
+    return PosteriorSamples(draws, test.log_m, meta, name or estimator.label,
                             {"train_seconds": train_seconds, "infer_ms_per_cluster": ms})
 
 
@@ -195,6 +204,6 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--data", type=Path, default=None,
                    help="read train/val/test sets from this directory (python -m "
-                        "pyro_clusters.catalog --out DIR) instead of simulating; capped at "
+                        "pyro_clusters catalog --out DIR) instead of simulating; capped at "
                         "the run size")
     return p

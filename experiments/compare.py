@@ -15,7 +15,9 @@ and writes DIR/metrics.json (the DESIGN.md contract, one entry per estimator), D
 (one comparison table, the inference-time ratio table, overlaid coverage and bias/std
 figures), DIR/flat_test/ (the same on the flat-prior test set, where the training prior
 holds) and DIR/models/. Every estimator sees the raw phase space; in the cylinder setup the
-classifier-assisted NPE is ``python -m experiments.cylinder``'s business.
+classifier-assisted NPE is ``python -m experiments.cylinder``'s business. Estimators are built
+and loaded by name (:mod:`pyro_clusters.estimators.registry`), so a registered estimator of
+one's own joins with ``--estimators msigma,my_estimator``.
 """
 
 from __future__ import annotations
@@ -24,72 +26,58 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from experiments.common import experiment_parser, flat_table, get_sets, posterior_of
+from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
-from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.estimators.msigma import fit_on_validation
+from pyro_clusters.estimators import Splits, registry
+from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.msigma import MSigmaConfig
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
-from pyro_clusters.training import TrainConfig
+from pyro_clusters.training import RunSize
 
-__all__ = ["ESTIMATORS", "SIZES", "main", "run"]
+__all__ = ["ESTIMATORS", "SIZES", "CompareSize", "main", "run"]
 
+#: the estimators compared by default; ``--estimators`` takes any registered name.
 ESTIMATORS = ("msigma", "npe_deepsets", "cnn_kde_slice", "mc_dropout", "nf_kde2d", "sbi_npe")
 
-#: size -> (train, val (= calibration), test, max epochs, patience, npe_deepsets budget [s],
-#:          budget of each image network [s], sbi_npe max epochs)
+
+@dataclass(frozen=True)
+class CompareSize(RunSize):
+    """A run size of the comparison (``n_val`` clusters also make the calibration set).
+
+    Attributes:
+        max_seconds_by: wall-time budget [s] of named estimators instead of ``max_seconds``.
+        max_epochs_by: epoch limit of named estimators instead of ``max_epochs``.
+    """
+
+    max_seconds_by: dict = field(default_factory=dict)
+    max_epochs_by: dict = field(default_factory=dict)
+
+    def train_config_for(self, name: str, seed: int, device: str, progress: bool):
+        """Run settings of estimator ``name`` (its own budget and epoch limit if any)."""
+        return self.train_config(seed, device, progress,
+                                 max_seconds=self.max_seconds_by.get(name, self.max_seconds),
+                                 max_epochs=self.max_epochs_by.get(name, self.max_epochs))
+
+
 SIZES = {
-    "tiny": (300, 100, 200, 2, 2, None, None, 2),
-    "quick": (3000, 600, 1500, 20, 4, 45.0, 45.0, 25),
-    "full": (20000, 4000, 5000, 60, 6, 600.0, 300.0, 30),
+    "tiny": CompareSize(300, 100, 200, max_epochs=2, patience=2),
+    "quick": CompareSize(3000, 600, 1500, max_epochs=20, patience=4, max_seconds=45.0,
+                         max_seconds_by={"npe_deepsets": 45.0}, max_epochs_by={"sbi_npe": 25}),
+    "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6, max_seconds=300.0,
+                        max_seconds_by={"npe_deepsets": 600.0}, max_epochs_by={"sbi_npe": 30}),
 }
 
 
-def _build(name: str, size: str, seed: int, device: str, progress: bool, z: float,
-           msigma_config: MSigmaConfig):
-    """A fresh, unfitted estimator of each kind with the size's training settings."""
-    from pyro_clusters.estimators.kde_image import (
-        CNNKDESlice,
-        GaussianFlowKDE,
-        ImageConfig,
-        MCDropoutCNN,
-    )
-    from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
-    from pyro_clusters.estimators.sbi_npe import SbiNPE, SbiNPEConfig
-
-    _, _, _, epochs, patience, npe_budget, image_budget, sbi_epochs = SIZES[size]
-
-    def tcfg(batch: int, budget: float | None = image_budget) -> TrainConfig:
-        return TrainConfig(batch_size=batch, max_epochs=epochs, patience=patience,
-                           max_seconds=budget, seed=seed, device=device, progress=progress)
-
-    return {
-        "npe_deepsets": lambda: NPEDeepSets(NPEConfig(train=tcfg(32, npe_budget),
-                                                      msigma=msigma_config)),
-        "cnn_kde_slice": lambda: CNNKDESlice(ImageConfig(train=tcfg(100))),
-        "mc_dropout": lambda: MCDropoutCNN(ImageConfig(train=tcfg(100))),
-        "nf_kde2d": lambda: GaussianFlowKDE(ImageConfig(train=tcfg(100))),
-        "sbi_npe": lambda: SbiNPE(SbiNPEConfig(max_epochs=sbi_epochs, seed=seed, device=device,
-                                               progress=progress,
-                                               stop_after_epochs=max(patience, 2))),
-    }[name]()
-
-
-def _load(name: str, path: Path):
-    from pyro_clusters.estimators.kde_image import CNNKDESlice, GaussianFlowKDE, MCDropoutCNN
-    from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
-    from pyro_clusters.estimators.sbi_npe import SbiNPE
-
-    classes = {"npe_deepsets": NPEDeepSets, "cnn_kde_slice": CNNKDESlice,
-               "mc_dropout": MCDropoutCNN, "nf_kde2d": GaussianFlowKDE, "sbi_npe": SbiNPE}
-    return MSigmaEstimator.load(path) if name == "msigma" else classes[name].load(path)
-
-
 def _model_path(models: Path, name: str) -> Path:
-    return models / (f"{name}.json" if name == "msigma" else name)
+    """Where a model is saved; a format-1 single-file model (``NAME.json``) is still read."""
+    legacy = models / f"{name}.json"
+    return legacy if legacy.is_file() and not (models / name).exists() else models / name
 
 
 def _check_reuse(reuse: Path, manifest: dict) -> None:
@@ -106,7 +94,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         reuse: Path | None = None, estimators: tuple[str, ...] = ESTIMATORS,
         data_path: Path | None = None) -> dict:
     """Run the comparison; returns the metrics written."""
-    n_train, n_val, n_test, *_ = SIZES[size]
+    run_size = SIZES[size]
     manifest = {"setup": setup, "size": size, "seed": seed}
     if data_path is not None:
         manifest["data"] = str(data_path.resolve())
@@ -114,45 +102,45 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         _check_reuse(reuse, manifest)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup=setup)
-    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
+    data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
+                    cap=size != "full")
     if data_path is None:
-        calibration = simulate_selected(n_val, FlatLogMassPrior(), sim, rng)[0]
+        calibration = simulate_selected(run_size.n_val, FlatLogMassPrior(), sim, rng)[0]
     else:  # the catalogue's validation halos, split in two: early stopping / calibration
         half = rng.permutation(len(data.val))
         calibration = data.val.select(np.sort(half[len(half) // 2:]))
         data.val = data.val.select(np.sort(half[: len(half) // 2]))
+    splits = Splits(data.train, data.val, calibration)
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     (models / "manifest.json").write_text(json.dumps(manifest))
 
-    # the M-sigma baseline of npe_deepsets and the msigma estimator: mass cut on validation
-    msigma, cuts = fit_on_validation(data.train, data.val, MSigmaConfig(z=sim.z))
+    # the M-sigma relation (msigma and the baseline of npe_deepsets): its mass cut is chosen
+    # on the validation clusters, at the data's redshift
+    msigma_config = MSigmaConfig(z=setup_of(data.train.attrs)["z"], mass_cut="auto")
     fitted, seconds, reused = {}, {}, []
     for name in estimators:
         source = _model_path(reuse / "models", name) if reuse is not None else None
         if source is not None and source.exists():
-            est = _load(name, source)
+            est = registry.load(source, device)
             reused.append(name)
-        elif name == "msigma":
-            est = msigma
         else:
-            est = _build(name, size, seed, device, progress, sim.z, msigma.config)
+            est = registry.build(name, train=run_size.train_config_for(name, seed, device,
+                                                                         progress),
+                                 msigma=msigma_config)
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*not yet fully converged.*")
-                if name == "cnn_kde_slice":
-                    est.fit(data.train, data.val, calibration=calibration)
-                else:
-                    est.fit(data.train, data.val)
+                est.fit(splits)
             seconds[name] = time.perf_counter() - t0
-        est.save(_model_path(models, name))
+        est.save(models / name)
         fitted[name] = est
         if progress:
             print(f"{name}: {'reused' if name in reused else 'trained'}", file=sys.stderr)
+    cuts = getattr(fitted.get("msigma"), "cut_scores", None)
 
     def train_secs(name: str):
-        est = fitted[name]
-        return getattr(est, "train_seconds", None) or seconds.get(name)
+        return getattr(fitted[name], "train_seconds", None) or seconds.get(name)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*subsampled to n_max.*")
@@ -176,7 +164,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
               "every estimator was trained on a flat prior; on the flat-prior test set:", ""]
     lines += flat_table(flat, list(estimators))
     lines += ["", f"Models reused from `{reuse}`: {', '.join(reused) or 'none'}. M–σ mass cut "
-              f"chosen on validation: {cuts['chosen']}."]
+              f"chosen on validation: {cuts['chosen'] if cuts else '–'}."]
     top = {"n_train": len(data.train), "n_val": len(data.val), "n_calibration": len(calibration),
            "size": size, "setup": setup, "estimators": list(estimators), "reused": reused,
            "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds,
@@ -194,15 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", type=Path, default=None,
                    help="run directory of an earlier compare run whose models to reuse")
     p.add_argument("--estimators", default=",".join(ESTIMATORS),
-                   help="comma-separated subset of " + ", ".join(ESTIMATORS))
+                   help="comma-separated registered estimator names (default: "
+                        + ", ".join(ESTIMATORS) + ")")
     args = p.parse_args(argv)
     chosen = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
-    bad = [e for e in chosen if e not in ESTIMATORS]
+    known = registry.names(Estimator)
+    bad = [e for e in chosen if e not in known]
     if bad or not chosen:
-        p.error(f"unknown estimator(s) {bad}; choose from {', '.join(ESTIMATORS)}")
+        p.error(f"unknown estimator(s) {bad}; choose from {', '.join(known)}")
     size = args.size or ("quick" if args.quick else "full")
-    metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                  args.reuse, chosen, args.data)
+    try:
+        metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
+                      args.reuse, chosen, args.data)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for name in chosen:
         print(summary_line(name, metrics[name]))
     print(f"wrote {args.out / 'report.md'}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -33,42 +33,48 @@ from experiments.common import (  # noqa: E402
     robustness,
     robustness_markdown,
 )
-from pyro_clusters.baselines.caustic import caustic_members  # noqa: E402
-from pyro_clusters.baselines.membership import shifting_gapper, sigma_clipping  # noqa: E402
+from pyro_clusters.defaults import setup_of  # noqa: E402
 from pyro_clusters.diagnostics.classification import (  # noqa: E402
     classification_by_mass,
     classification_metrics,
     roc_pr_curves,
 )
 from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
-from pyro_clusters.estimators import MSigmaConfig  # noqa: E402
+from pyro_clusters.estimators import MSigmaConfig, registry  # noqa: E402
 from pyro_clusters.estimators.membership import (  # noqa: E402
-    MembershipClassifier,
-    MembershipConfig,
+    caustic_members,
+    shifting_gapper,
+    sigma_clipping,
 )
-from pyro_clusters.estimators.msigma import fit_on_validation  # noqa: E402
-from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets  # noqa: E402
 from pyro_clusters.estimators.prior import PriorReweighted  # noqa: E402
 from pyro_clusters.simulator import SimulatorConfig  # noqa: E402
-from pyro_clusters.training import TrainConfig  # noqa: E402
+from pyro_clusters.training import RunSize  # noqa: E402
 
-__all__ = ["SIZES", "main", "run"]
+__all__ = ["SIZES", "CylinderSize", "main", "run"]
 
-#: size -> (train, val, test, max_epochs, patience, budget per network [s], caustic clusters,
-#:          robustness clusters)
+
+@dataclass(frozen=True)
+class CylinderSize(RunSize):
+    """A run size of the cylinder experiment.
+
+    Attributes:
+        n_caustic: test clusters (mass-stratified) of the slow caustic-method comparison.
+        n_robust: test clusters of the robustness checks.
+    """
+
+    n_caustic: int = 3
+    n_robust: int = 40
+
+
 SIZES = {
-    "tiny": (300, 100, 200, 2, 2, None, 3, 40),
-    "quick": (3000, 600, 1500, 12, 4, 70.0, 6, 200),
-    "full": (20000, 4000, 5000, 60, 6, 600.0, 60, 800),
+    "tiny": CylinderSize(300, 100, 200, max_epochs=2, patience=2, n_caustic=3, n_robust=40),
+    "quick": CylinderSize(3000, 600, 1500, max_epochs=12, patience=4, max_seconds=70.0,
+                          n_caustic=6, n_robust=200),
+    "full": CylinderSize(20000, 4000, 5000, max_epochs=60, patience=6, max_seconds=600.0,
+                         n_caustic=60, n_robust=800),
 }
 MASS_EDGES = np.round(np.arange(14.0, 15.31, 0.25), 2)
 METHOD_COLUMNS = ("accuracy", "precision", "recall", "contamination", "f1")
-
-
-def _train_config(size: str, seed: int, device: str, progress: bool) -> TrainConfig:
-    _, _, _, epochs, patience, budget, _, _ = SIZES[size]
-    return TrainConfig(batch_size=32, max_epochs=epochs, patience=patience, max_seconds=budget,
-                       seed=seed, device=device, progress=progress)
 
 
 def _stratified(log_m: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -81,11 +87,16 @@ def _stratified(log_m: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarr
     return np.sort(np.concatenate(pick))
 
 
-def interloper_section(test, p_member, subset, seed: int, out: Path, workers: int) -> tuple:
-    """Classification metrics of every method, ROC/PR figure and report lines."""
+def interloper_section(test, p_member, subset, seed: int, out: Path, workers: int,
+                       threshold: float = 0.5) -> tuple:
+    """Classification metrics of every method, ROC/PR figure and report lines.
+
+    ``threshold``: the classifier's membership probability cut.
+    """
     truth = test.galaxies["member"]
     host_m = test.log_m[test.cluster_index()]
-    calls = {"deepsets_classifier": p_member > 0.5, "shifting_gapper": shifting_gapper(test),
+    calls = {"deepsets_classifier": p_member > threshold,
+             "shifting_gapper": shifting_gapper(test),
              "sigma_clipping": sigma_clipping(test)}
     results = {name: {"overall": classification_metrics(truth, c),
                       "by_mass_bin": classification_by_mass(truth, c, host_m, MASS_EDGES)}
@@ -148,15 +159,17 @@ def interloper_section(test, p_member, subset, seed: int, out: Path, workers: in
 def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: int,
         data_path: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written."""
-    n_train, n_val, n_test, _, _, _, n_caustic, n_rob = SIZES[size]
+    run_size = SIZES[size]
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="cylinder")
-    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
+    data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
+                    cap=size != "full")
+    z = setup_of(data.train.attrs)["z"]
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
-    tcfg = _train_config(size, seed, device, progress)
+    tcfg = run_size.train_config(seed, device, progress)
 
-    clf = MembershipClassifier(MembershipConfig(train=tcfg)).fit(
+    clf = registry.build("deepsets_membership", train=tcfg).fit(
         data.train, data.val, checkpoint=models / "classifier_checkpoint.pt")
     clf.save(models / "classifier")
     train, val, test, test_flat = (clf.annotate(s) for s in (data.train, data.val, data.test,
@@ -166,16 +179,18 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     for name, galaxies in (("msigma_contaminated", "all"), ("msigma", "p_member"),
                            ("msigma_pure", "members")):
         t0 = time.perf_counter()
-        est, cuts[name] = fit_on_validation(train, val,
-                                            MSigmaConfig(z=sim.z, galaxies=galaxies))
+        est = registry.build("msigma", MSigmaConfig(z=z, galaxies=galaxies, mass_cut="auto"))
+        est.fit(train, val)
+        cuts[name] = est.cut_scores
         baselines[name] = (est, time.perf_counter() - t0)
-        est.save(models / f"{name}.json")
+        est.save(models / name)
 
     npes = {}
     for label, extra in (("with_p", ("p_member",)), ("without_p", ())):
-        cfg = NPEConfig(train=tcfg, extra_features=extra,
-                        msigma=baselines["msigma"][0].config)
-        npe = NPEDeepSets(cfg).fit(train, val, checkpoint=models / f"npe_{label}_checkpoint.pt")
+        cfg = replace(registry.get("npe_deepsets").configure(tcfg, baselines["msigma"][0].config),
+                      extra_features=extra)
+        npe = registry.build("npe_deepsets", cfg).fit(
+            train, val, checkpoint=models / f"npe_{label}_checkpoint.pt")
         npe.save(models / f"npe_deepsets_{label}")
         npes[label] = npe
     best = min(npes, key=lambda k: npes[k].result.best_val_loss)
@@ -187,7 +202,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     posteriors += [posterior_of(npe, test, 1000, rng, npe.train_seconds, name="npe_deepsets"),
                    posterior_of(npes[other], test, 1000, rng, npes[other].train_seconds,
                                 name=f"npe_deepsets_{other}"),
-                   posterior_of(PriorReweighted(npe, data.hmf.density), test, 1000, rng,
+                   posterior_of(PriorReweighted(npe, data.hmf), test, 1000, rng,
                                 npe.train_seconds, name="npe_deepsets_hmf")]
     flat = write_report(out / "flat_test",
                         [posterior_of(baselines["msigma"][0], test_flat, 1000, rng, None),
@@ -195,10 +210,10 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
                         seed=seed, title=f"Cylinder setup ({size}): flat-prior test set")
 
     interlopers, interloper_lines = interloper_section(
-        test, test.galaxies["p_member"], _stratified(test.log_m, n_caustic, rng), seed, out,
-        workers)
+        test, test.galaxies["p_member"], _stratified(test.log_m, run_size.n_caustic, rng), seed,
+        out, workers, clf.config.threshold)
     interlopers["classifier_training"] = clf.result.to_dict()
-    rob = {name: robustness(est, test, rng, n_rob, 3)
+    rob = {name: robustness(est, test, rng, run_size.n_robust, 3)
            for name, est in (("msigma", baselines["msigma"][0]), ("npe_deepsets", npe))}
     top = {
         "n_train": len(train), "n_val": len(val), "size": size,

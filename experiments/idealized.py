@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,48 +24,58 @@ from experiments.common import (
     robustness,
     robustness_markdown,
 )
+from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
-from pyro_clusters.estimators import MSigmaEstimator
-from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
+from pyro_clusters.estimators import MSigmaConfig, registry
 from pyro_clusters.estimators.prior import PriorReweighted
 from pyro_clusters.simulator import SimulatorConfig
-from pyro_clusters.training import TrainConfig
+from pyro_clusters.training import RunSize
 
-__all__ = ["SIZES", "main", "run"]
+__all__ = ["SIZES", "IdealizedSize", "main", "run"]
 
-#: size -> (train, val, test, max_epochs, patience, training budget [s], robustness clusters)
+
+@dataclass(frozen=True)
+class IdealizedSize(RunSize):
+    """A run size of the idealized experiment (``n_robust``: robustness test clusters)."""
+
+    n_robust: int = 50
+
+
 SIZES = {
-    "tiny": (300, 100, 200, 2, 2, None, 50),
-    "quick": (3000, 600, 1500, 15, 5, 150.0, 300),
-    "full": (20000, 4000, 5000, 80, 8, 1200.0, 1000),
+    "tiny": IdealizedSize(300, 100, 200, max_epochs=2, patience=2, n_robust=50),
+    "quick": IdealizedSize(3000, 600, 1500, max_epochs=15, patience=5, max_seconds=150.0,
+                           n_robust=300),
+    "full": IdealizedSize(20000, 4000, 5000, max_epochs=80, patience=8, max_seconds=1200.0,
+                          n_robust=1000),
 }
 
 
 def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool,
         data_path: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written."""
-    n_train, n_val, n_test, epochs, patience, budget, n_rob = SIZES[size]
+    run_size = SIZES[size]
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="idealized")
-    data = get_sets(sim, n_train, n_val, n_test, rng, data_path, cap=size != "full")
+    data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
+                    cap=size != "full")
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
 
+    msigma_config = MSigmaConfig(z=setup_of(data.train.attrs)["z"])
     t0 = time.perf_counter()
-    msigma = MSigmaEstimator().fit(data.train)
+    msigma = registry.build("msigma", msigma_config).fit(data.train)
     msigma_seconds = time.perf_counter() - t0
-    msigma.save(models / "msigma.json")
+    msigma.save(models / "msigma")
 
-    config = NPEConfig(train=TrainConfig(batch_size=32, max_epochs=epochs, patience=patience,
-                                         max_seconds=budget, seed=seed, device=device,
-                                         progress=progress))
-    npe = NPEDeepSets(config).fit(data.train, data.val, checkpoint=models / "checkpoint.pt",
-                                  resume=resume)
+    config = registry.get("npe_deepsets").configure(
+        run_size.train_config(seed, device, progress), msigma_config)
+    npe = registry.build("npe_deepsets", config).fit(
+        data.train, data.val, checkpoint=models / "checkpoint.pt", resume=resume)
     npe.save(models / "npe_deepsets")
 
     posteriors = [posterior_of(msigma, data.test, 1000, rng, msigma_seconds),
                   posterior_of(npe, data.test, 1000, rng, npe.train_seconds)]
-    posteriors += [posterior_of(PriorReweighted(est, data.hmf.density), data.test, 1000, rng,
+    posteriors += [posterior_of(PriorReweighted(est, data.hmf), data.test, 1000, rng,
                                 secs, name=f"{est.name}_hmf")
                    for est, secs in ((msigma, msigma_seconds), (npe, npe.train_seconds))]
     flat = write_report(out / "flat_test",
@@ -73,7 +83,8 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
                          for est, secs in ((msigma, msigma_seconds), (npe, npe.train_seconds))],
                         seed=seed, title=f"Idealized setup ({size}): flat-prior test set",
                         top_level={"n_train": len(data.train)})
-    rob = {est.name: robustness(est, data.test, rng, n_rob, 5 if size == "full" else 3)
+    rob = {est.name: robustness(est, data.test, rng, run_size.n_robust,
+                               5 if size == "full" else 3)
            for est in (msigma, npe)}
     top = {
         "n_train": len(data.train), "n_val": len(data.val), "size": size,

@@ -33,55 +33,76 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from experiments.common import experiment_parser, posterior_of
-from pyro_clusters.catalog.mocks import read_datasets
+from pyro_clusters.data.splits import read_datasets
+from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
-from pyro_clusters.diagnostics.posterior import PosteriorSamples
 from pyro_clusters.diagnostics.report import summary_line, write_report
-from pyro_clusters.estimators.jeans_exact import JeansExact, JeansExactConfig
-from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
+from pyro_clusters.estimators import registry
+from pyro_clusters.estimators.jeans_exact import JeansExactConfig
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
-from pyro_clusters.training import TrainConfig
+from pyro_clusters.training import RunSize
 
-__all__ = ["SBC_RANGE", "SIZES", "main", "run"]
+__all__ = ["SBC_RANGE", "SIZES", "LimitSize", "main", "run"]
 
-#: size -> (train, val, test, SBC clusters, misspecified clusters, max epochs, patience,
-#:          training budget [s], NUTS (warm-up, draws) per chain, torch.compile the likelihood)
+
+@dataclass(frozen=True)
+class LimitSize(RunSize):
+    """A run size of the information-limit experiment.
+
+    Attributes:
+        n_sbc: clusters of the simulation-based calibration of the exact posterior.
+        n_misspecified: clusters of the misspecified comparison.
+        warmup, draws: NUTS warm-up steps and kept draws per chain.
+        compile: evaluate the likelihood through ``torch.compile``.
+    """
+
+    n_sbc: int = 3
+    n_misspecified: int = 2
+    warmup: int = 20
+    draws: int = 20
+    compile: bool = False
+
+
 SIZES = {
-    "tiny": (300, 100, 3, 3, 2, 2, 2, None, (20, 20), False),
-    "quick": (3000, 600, 24, 24, 16, 15, 5, 150.0, (150, 250), True),
-    "full": (20000, 4000, 200, 150, 100, 80, 8, 1200.0, (150, 250), True),
+    "tiny": LimitSize(300, 100, 3, max_epochs=2, patience=2, n_sbc=3, n_misspecified=2,
+                      warmup=20, draws=20, compile=False),
+    "quick": LimitSize(3000, 600, 24, max_epochs=15, patience=5, max_seconds=150.0, n_sbc=24,
+                       n_misspecified=16, warmup=150, draws=250, compile=True),
+    "full": LimitSize(20000, 4000, 200, max_epochs=80, patience=8, max_seconds=1200.0,
+                      n_sbc=150, n_misspecified=100, warmup=150, draws=250, compile=True),
 }
 #: prior range of the SBC set (the exact posterior's own prior; low masses keep NUTS fast)
 SBC_RANGE = (13.5, 14.5)
 TARGET_STD_RATIO, TARGET_SIGMA_EPS = 0.10, 0.05
 
 
-def _jeans_posterior(est: JeansExact, clusters, rng, name: str) -> PosteriorSamples:
-    """Run jeans_exact on ``clusters``.
+def _jeans_posterior(est, clusters, rng, name: str):
+    """Run jeans_exact on ``clusters``; returns (posterior, its NUTS diagnostics).
 
     The recorded time per cluster is the single-core NUTS time, not the wall time divided by
     the number of workers.
     """
-    post = posterior_of(est, clusters, 1000, rng, 0.0, name=name)
-    post.attrs["infer_ms_per_cluster"] = 1e3 * float(np.mean(est.diagnostics.seconds))
-    return post
+    info: dict = {}
+    post = posterior_of(est, clusters, 1000, rng, 0.0, name=name, info=info)
+    nuts = info["nuts"]
+    post.attrs["infer_ms_per_cluster"] = 1e3 * float(np.mean(nuts.seconds))
+    return post, nuts
 
 
-def _train_npe(train, val, epochs, patience, budget, seed, device, progress, models: Path,
-               name: str, reuse: bool = False) -> NPEDeepSets:
+def _train_npe(train, val, run_size: LimitSize, seed, device, progress, models: Path,
+               name: str, reuse: bool = False):
     """Train (and save) the Deep Sets NPE, or load the one this run saved before (``reuse``)."""
     if reuse and (models / name / "weights.pt").exists():
-        return NPEDeepSets.load(models / name, device=device)
-    config = NPEConfig(train=TrainConfig(batch_size=32, max_epochs=epochs, patience=patience,
-                                         max_seconds=budget, seed=seed, device=device,
-                                         progress=progress))
-    npe = NPEDeepSets(config).fit(train, val)
+        return registry.load(models / name, device=device)
+    config = registry.get("npe_deepsets").configure(
+        run_size.train_config(seed, device, progress))
+    npe = registry.build("npe_deepsets", config).fit(train, val)
     npe.save(models / name)
     return npe
 
@@ -97,8 +118,9 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         idealized_model: Path | None = None, data_path: Path | None = None,
         reuse: bool = False) -> dict:
     """Run the experiment; returns the metrics written."""
-    (n_train, n_val, n_test, n_sbc, n_mis, epochs, patience, budget, (warm, draws),
-     compiled) = SIZES[size]
+    run_size = SIZES[size]
+    n_train, n_val, n_test = run_size.n_train, run_size.n_val, run_size.n_test
+    n_sbc, n_mis = run_size.n_sbc, run_size.n_misspecified
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     models = out / "models"
@@ -113,15 +135,15 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     sim_seconds = time.perf_counter() - t0
 
     # 1. NPE vs the exact posterior on the same clusters.
-    npe = _train_npe(train, val, epochs, patience, budget, seed, device, progress, models,
-                     "npe_deepsets", reuse)
-    jcfg = JeansExactConfig(richness="ancillary", warmup=warm, samples=draws, n_jobs=n_jobs,
-                            compile=compiled, progress=progress)
-    jeans = JeansExact(sph, jcfg)
-    jeans.save(models / "jeans_exact.json")
+    npe = _train_npe(train, val, run_size, seed, device, progress, models, "npe_deepsets",
+                     reuse)
+    jcfg = JeansExactConfig(richness="ancillary", warmup=run_size.warmup,
+                            samples=run_size.draws, n_jobs=n_jobs, compile=run_size.compile,
+                            progress=progress)
+    jeans = registry.get("jeans_exact")(jcfg, model=sph)
+    jeans.save(models / "jeans_exact")
     npe_post = posterior_of(npe, test, 1000, rng, npe.train_seconds)
-    jeans_post = _jeans_posterior(jeans, test, rng, "jeans_exact")
-    nuts_test = jeans.diagnostics
+    jeans_post, nuts_test = _jeans_posterior(jeans, test, rng, "jeans_exact")
     limit = compare_posteriors(npe_post.samples, jeans_post.samples, test.log_m)
     limit.update({
         "meets_std_ratio_target": abs(limit["std_ratio_mean"] - 1.0) <= TARGET_STD_RATIO,
@@ -135,8 +157,9 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     _write_per_cluster(out / "per_cluster.csv", test, npe_post, jeans_post, nuts_test)
 
     # 2. SBC of the complete exact posterior on its own prior.
-    full_post = JeansExact(sph, replace(jcfg, richness="poisson", prior_range=SBC_RANGE))
-    sbc_post = _jeans_posterior(full_post, sbc, rng, "jeans_exact")
+    full_post = registry.get("jeans_exact")(
+        replace(jcfg, richness="poisson", prior_range=SBC_RANGE), model=sph)
+    sbc_post, sbc_nuts = _jeans_posterior(full_post, sbc, rng, "jeans_exact")
     sbc_metrics = write_report(out / "sbc", [sbc_post], seed=seed,
                                title="Simulation-based calibration of jeans_exact "
                                      f"(richness 'poisson', flat prior {SBC_RANGE})",
@@ -149,7 +172,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         "tarp_ks_pvalue": sbc_metrics["jeans_exact"]["tarp_ks_pvalue"],
         "ks_95_threshold": ks95,
         "within_monte_carlo_error": bool(sbc_metrics["jeans_exact"]["hpd_max_abs_dev"] <= ks95),
-        "nuts": full_post.diagnostics.summary(),
+        "nuts": sbc_nuts.summary(),
     }
 
     # 3. jeans_exact misspecified: the full idealized simulator, or catalogue mocks (--data).
@@ -163,20 +186,22 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     else:
         mis = simulate_selected(n_mis, flat, full_cfg, rng)[0]
     if idealized_model is not None:
-        npe_full = NPEDeepSets.load(idealized_model, device=device)
+        npe_full = registry.load(idealized_model, device=device)
     else:
         tr, va = ((catalogue["train"], catalogue["val"]) if catalogue is not None else
                   (simulate_selected(n_train, flat, full_cfg, rng)[0],
                    simulate_selected(n_val, flat, full_cfg, rng)[0]))
-        npe_full = _train_npe(tr, va, epochs, patience, budget, seed, device, progress, models,
+        npe_full = _train_npe(tr, va, run_size, seed, device, progress, models,
                               "npe_deepsets_idealized", reuse)
     # the spherical model at the data's redshift (a catalogue snapshot may differ from 0.117)
     # galaxies no spherical halo of the prior can hold (far merger / group members) are
     # dropped and counted, as a classical analysis would have to
-    jeans_mis = JeansExact(SimulatorConfig.spherical(z=float(mis.attrs.get("z", sph.z))),
-                           replace(jcfg, unreachable="drop"))
-    mis_posts = [posterior_of(npe_full, mis, 1000, rng, npe_full.train_seconds),
-                 _jeans_posterior(jeans_mis, mis, rng, "jeans_exact")]
+    jeans_mis = registry.get("jeans_exact")(
+        replace(jcfg, unreachable="drop"),
+        model=SimulatorConfig.spherical(z=setup_of(mis.attrs)["z"]))
+    mis_npe = posterior_of(npe_full, mis, 1000, rng, npe_full.train_seconds)
+    mis_jeans, mis_nuts = _jeans_posterior(jeans_mis, mis, rng, "jeans_exact")
+    mis_posts = [mis_npe, mis_jeans]
     mis_metrics = write_report(out / "misspecified", mis_posts, seed=seed,
                                title="jeans_exact (spherical model) on the "
                                      + ("catalogue mocks" if catalogue else
@@ -187,7 +212,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     mis_section = {"n_clusters": len(mis),
                    "npe_deepsets": _brief(mis_metrics["npe_deepsets"]),
                    "jeans_exact": _brief(mis_metrics["jeans_exact"]),
-                   "by_subset": where, "nuts": jeans_mis.diagnostics.summary(),
+                   "by_subset": where, "nuts": mis_nuts.summary(),
                    "npe_model": str(idealized_model) if idealized_model else "trained here",
                    "data": str(data_path) if data_path else "simulator"}
 

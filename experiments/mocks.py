@@ -1,7 +1,7 @@
 """Realism report of the embedded simulator: ``python -m experiments.mocks [--quick] --out DIR``.
 
 Simulates flat-prior training sets and HMF test sets in the idealized and cylinder setups,
-computes the numbers that N-body mocks are known for (:mod:`pyro_clusters.simulator.realism`),
+computes the numbers that N-body mocks are known for (:mod:`pyro_clusters.diagnostics.realism`),
 measures the simulator's speed, and writes ``DIR/metrics.json``, ``DIR/report.md`` and figures
 under ``DIR/figures/``: M-sigma for members and for the cylinder, richness-mass, interloper
 fraction vs mass, and one cluster's projected phase space (papers/001 Fig. 1).
@@ -23,19 +23,20 @@ import numpy as np  # noqa: E402
 
 from experiments.common import load_sets  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
-from pyro_clusters.baselines.msigma import MSigmaFit, velocity_dispersion  # noqa: E402
 from pyro_clusters.data.clusters import ClusterSet  # noqa: E402
+from pyro_clusters.diagnostics.realism import (  # noqa: E402
+    REALISM_BANDS,
+    MockSets,
+    in_band,
+    realism_metrics,
+)
+from pyro_clusters.estimators.msigma import MSigmaFit
+from pyro_clusters.features.dispersion import velocity_dispersion  # noqa: E402
 from pyro_clusters.simulator import (  # noqa: E402
     FlatLogMassPrior,
     HaloMassFunctionSampler,
     SimulatorConfig,
     simulate_selected,
-)
-from pyro_clusters.simulator.realism import (  # noqa: E402
-    REALISM_BANDS,
-    MockSets,
-    in_band,
-    realism_metrics,
 )
 
 SIZES = {  # (flat training clusters, HMF test clusters) per setup

@@ -1,20 +1,11 @@
-"""``python -m pyro_clusters {infer,train} ...``: the package's user-facing commands.
-
-infer   posterior mass of an observed cluster from a redshift table (:mod:`pyro_clusters.infer`)
-train   train the classifier + NPE bundle that ``infer`` uses (:mod:`pyro_clusters.pretrained`)
-
-(``python -m pyro_clusters.simulate`` and ``python -m pyro_clusters.report`` are the dataset
-and report tools.)
-"""
+"""``python -m pyro_clusters COMMAND ...``: the package's commands (:mod:`pyro_clusters.cli`)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-COMMANDS = {
-    "infer": ("pyro_clusters.infer", "posterior mass of an observed cluster"),
-    "train": ("pyro_clusters.pretrained", "train a classifier + NPE bundle for `infer`"),
-}
+from pyro_clusters.cli import COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,14 +13,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         usage = "usage: python -m pyro_clusters {" + ",".join(COMMANDS) + "} [options]\n\n"
-        usage += "\n".join(f"  {k:<7}{v[1]}" for k, v in COMMANDS.items())
+        usage += "\n".join(f"  {k:<9}{v[1]}" for k, v in COMMANDS.items())
         usage += "\n\n`python -m pyro_clusters COMMAND --help` for the options of each."
         bad = bool(argv) and argv[0] not in ("-h", "--help")
         print((f"unknown command {argv[0]!r}\n" if bad else "") + usage,
               file=sys.stderr if bad or not argv else sys.stdout)
         return 2 if bad or not argv else 0
-    import importlib
-
     return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["TrainConfig", "TrainResult", "train_model"]
+__all__ = ["RunSize", "TrainConfig", "TrainResult", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,35 @@ class TrainConfig:
             raise ValueError("lr, batch_size, max_epochs and patience must be positive")
         if not 0 < self.lr_decay_factor <= 1 or self.lr_decay_patience < 0:
             raise ValueError("lr_decay_factor must be in (0, 1] and lr_decay_patience >= 0")
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """Cluster counts and training limits of one run size (``tiny``, ``quick``, ``full``).
+
+    Experiments subclass it with their own fields (robustness clusters, NUTS draws, ...).
+
+    Attributes:
+        n_train, n_val, n_test: clusters simulated (or read, at most) per set.
+        max_epochs: epoch limit of each network.
+        patience: early-stopping patience [epochs].
+        max_seconds: wall-time budget of each network [s] (None: none).
+    """
+
+    n_train: int
+    n_val: int
+    n_test: int
+    max_epochs: int
+    patience: int
+    max_seconds: float | None = None
+
+    def train_config(self, seed: int = 0, device: str = "cpu", progress: bool = True,
+                     **changes) -> TrainConfig:
+        """The :class:`TrainConfig` of this size (batch 32 unless ``changes`` say otherwise)."""
+        fields = {"batch_size": 32, "max_epochs": self.max_epochs, "patience": self.patience,
+                  "max_seconds": self.max_seconds, "seed": seed, "device": device,
+                  "progress": progress, **changes}
+        return TrainConfig(**fields)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pyro_clusters.simulator import (
     SimulatorConfig,
     simulate_selected,
 )
-from pyro_clusters.simulator.realism import MockSets
+from pyro_clusters.diagnostics.realism import MockSets
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from pyro_clusters.catalog.mocks import (
     build_datasets,
     observe_sightlines,
 )
-from pyro_clusters.catalog.mocks import main as catalog_main
+from pyro_clusters.cli.catalog import main as catalog_main
 from pyro_clusters.catalog.sightlines import (
     AXES,
     Sightlines,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pyro_clusters.baselines.caustic import _run, caustic_members
+from pyro_clusters.estimators.membership.caustic import _run, caustic_members
 from pyro_clusters.diagnostics import classification_metrics
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 

@@ -1,11 +1,11 @@
-"""python -m pyro_clusters.simulate."""
+"""python -m pyro_clusters simulate."""
 
 import h5py
 import numpy as np
 import pytest
 
 from pyro_clusters.data import ClusterDataset
-from pyro_clusters.simulate import main
+from pyro_clusters.cli.simulate import main
 
 
 def test_same_seed_same_file_for_any_worker_count(tmp_path):

@@ -86,7 +86,7 @@ def test_wrong_setup_is_refused(data, tmp_path):
 def test_train_a_real_field_model_on_catalogue(data, tmp_path, capsys):
     """``python -m pyro_clusters train --data DIR``: the shipped-model recipe on N-body mocks."""
     from pyro_clusters.__main__ import main as cli
-    from pyro_clusters.pretrained import CylinderModel
+    from pyro_clusters.realfield.bundle import CylinderModel
 
     out = tmp_path / "bundle"
     assert cli(["train", "--data", str(data), "--size", "tiny", "--out", str(out),

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from pyro_clusters.__main__ import main as cli
-from pyro_clusters.infer import infer_cluster, mismatch_warnings, subsample_sets
-from pyro_clusters.observation import (
+from pyro_clusters.realfield.inference import infer_cluster, mismatch_warnings, subsample_sets
+from pyro_clusters.realfield.table import (
     ObservationError,
     cluster_to_table,
     observe_field,
     read_redshift_table,
     write_redshift_table,
 )
-from pyro_clusters.pretrained import CylinderModel, default_model_path, train_bundle
+from pyro_clusters.realfield.bundle import CylinderModel, default_model_path, train_bundle
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,

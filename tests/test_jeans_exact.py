@@ -52,12 +52,13 @@ def test_hand_potential_equals_pyros(clusters, richness):
 
 
 def test_nuts_recovers_the_mass_with_clean_diagnostics(clusters):
-    est = JeansExact(CFG, FAST).fit(clusters)
-    draws = est.sample(clusters, 200, np.random.default_rng(1))
+    est = JeansExact(FAST, model=CFG).fit(clusters)
+    res = est.sample_with_info(clusters, 200, np.random.default_rng(1))
+    draws = res.draws
     assert draws.shape == (4, 200) and np.all(np.isfinite(draws))
     z = (draws.mean(1) - clusters.log_m) / draws.std(1)
     assert np.all(np.abs(z) < 3.5), z
-    d = est.diagnostics
+    d = res.info["nuts"]
     assert d.rhat.shape == (4,) and np.all(d.rhat < 1.1)
     assert np.all(d.ess_bulk > 30) and d.divergences.sum() == 0
     s = d.summary()
@@ -66,23 +67,23 @@ def test_nuts_recovers_the_mass_with_clean_diagnostics(clusters):
 
 def test_same_seed_same_draws_and_save_load(clusters, tmp_path):
     one = clusters.select(np.array([2]))
-    est = JeansExact(CFG, JeansExactConfig(warmup=30, samples=30, num_chains=2))
+    est = JeansExact(JeansExactConfig(warmup=30, samples=30, num_chains=2), model=CFG)
     a = est.sample(one, 50, np.random.default_rng(3))
-    est.save(tmp_path / "jeans.json")
-    back = JeansExact.load(tmp_path / "jeans.json")
+    est.save(tmp_path / "jeans")
+    back = JeansExact.load(tmp_path / "jeans")
     assert back.config == est.config and back.model == est.model
     np.testing.assert_array_equal(a, back.sample(one, 50, np.random.default_rng(3)))
 
 
 def test_bad_input_is_refused(clusters):
     with pytest.raises(ValueError, match="spherical"):
-        JeansExact(SimulatorConfig(setup="idealized"))
+        JeansExact(model=SimulatorConfig(setup="idealized"))
     with pytest.raises(ValueError, match="richness"):
         JeansExactConfig(richness="full")
     far = clusters.select(np.array([0]))
     far.galaxies["x_proj"][:] = 50.0  # beyond u_max R200c of any mass in the prior
     with pytest.raises(ValueError, match="outside every halo"):
-        JeansExact(CFG, FAST).sample(far, 10, np.random.default_rng(0))
+        JeansExact(FAST, model=CFG).sample(far, 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unreachable"):
         JeansExactConfig(unreachable="ignore")
 
@@ -95,16 +96,16 @@ def test_unreachable_galaxies_are_dropped_and_counted(clusters):
     """
     one = clusters.select(np.array([1]))
     cfg = JeansExactConfig(warmup=30, samples=30, unreachable="drop")
-    clean = JeansExact(CFG, cfg).sample(one, 40, np.random.default_rng(2))
+    clean = JeansExact(cfg, model=CFG).sample(one, 40, np.random.default_rng(2))
     far = clusters.select(np.array([1]))
     sat = np.flatnonzero(far.galaxies["source"] != GALAXY_SOURCES["central"])[:2]
     far.galaxies["x_proj"][sat] = 40.0
-    est = JeansExact(CFG, cfg)
-    dropped = est.sample(far, 40, np.random.default_rng(2))
-    assert est.diagnostics.n_dropped.tolist() == [2]
-    assert est.diagnostics.summary()["galaxies_dropped_total"] == 2
+    res = JeansExact(cfg, model=CFG).sample_with_info(far, 40, np.random.default_rng(2))
+    dropped, nuts = res.draws, res.info["nuts"]
+    assert nuts.n_dropped.tolist() == [2]
+    assert nuts.summary()["galaxies_dropped_total"] == 2
     kept = clusters.select(np.array([1])).filter_galaxies(
         ~np.isin(np.arange(far.offsets[-1]), sat))
-    np.testing.assert_array_equal(dropped, JeansExact(CFG, cfg).sample(
+    np.testing.assert_array_equal(dropped, JeansExact(cfg, model=CFG).sample(
         kept, 40, np.random.default_rng(2)))
     assert clean.shape == dropped.shape

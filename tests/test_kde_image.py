@@ -14,7 +14,7 @@ from pyro_clusters.estimators.kde_image import (
     ImageConfig,
     MCDropoutCNN,
 )
-from pyro_clusters.kde_images import KDEImageSpec, kde_images
+from pyro_clusters.features.kde import KDEImageSpec, kde_images
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import TrainConfig
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pyro_clusters.cosmology import C_KMS
-from pyro_clusters.observation import (
+from pyro_clusters.realfield.table import (
     ObservationError,
     cluster_to_table,
     observe_field,

@@ -8,7 +8,7 @@ interloper fraction +-0.01, scatter ratio +-0.05 -- all well inside the bands' m
 import numpy as np
 import pytest
 
-from pyro_clusters.simulator.realism import REALISM_BANDS, in_band, realism_metrics
+from pyro_clusters.diagnostics.realism import REALISM_BANDS, in_band, realism_metrics
 
 
 @pytest.fixture(scope="module")

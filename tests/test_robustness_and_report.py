@@ -14,7 +14,7 @@ from pyro_clusters.diagnostics import (
     write_report,
 )
 from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.report import main as report_main
+from pyro_clusters.cli.report import main as report_main
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,
@@ -80,8 +80,8 @@ def test_msigma_estimator_contract(msigma, sets, tmp_path):
     draws = msigma.sample(test, 100, np.random.default_rng(3))
     assert draws.shape == (len(test), 100) and np.isfinite(draws).all()
     assert 0.30 < msigma.fit_.slope < 0.37
-    msigma.save(tmp_path / "m.json")
-    again = MSigmaEstimator.load(tmp_path / "m.json")
+    msigma.save(tmp_path / "m")
+    again = MSigmaEstimator.load(tmp_path / "m")
     np.testing.assert_array_equal(again.sample(test, 100, np.random.default_rng(3)), draws)
     # a cluster without two galaxies falls back to the training distribution, never NaN
     empty = test.filter_galaxies(np.zeros(test.offsets[-1], dtype=bool))

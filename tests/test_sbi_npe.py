@@ -15,7 +15,8 @@ from pyro_clusters.estimators.sbi_npe import (
     npe_deepsets_builder,
 )
 from pyro_clusters.features import galaxy_features
-from pyro_clusters.nets.set_embedding import DeepSetsEmbedding, set_features
+from pyro_clusters.features import set_features
+from pyro_clusters.nets.set_embedding import DeepSetsEmbedding
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 
 

@@ -6,7 +6,7 @@
   mass function, the train / val / test split by halo id (papers/001 section 2.3);
 - :mod:`~pyro_clusters.catalog.mocks`: minimum-image displacements, a periodic KD-tree, the
   simulator's observation code, streaming to the package's dataset format;
-  ``python -m pyro_clusters.catalog --catalog FILE --setup {idealized,cylinder} --out DIR``;
+  ``python -m pyro_clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR``;
 - :mod:`~pyro_clusters.catalog.synthetic`: a box catalogue made by our simulator, for tests and
   as the example (``python -m pyro_clusters.catalog.synthetic``).
 """

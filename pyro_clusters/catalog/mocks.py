@@ -2,7 +2,7 @@ r"""Mock observations of catalogue halos, written as the package's train / val /
 
 Usage::
 
-    python -m pyro_clusters.catalog --catalog FILE --setup {idealized,cylinder} --out DIR
+    python -m pyro_clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR
         [--log-m-min 13.5] [--stellar-mass-min 3.16e9] [--density 6.3e-6] [--seed S]
         [--workers W] [--scheduler ADDRESS] [--columns JSON]
 
@@ -36,10 +36,8 @@ cluster when a scheduler address is given.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -50,7 +48,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog
+from pyro_clusters.catalog.schema import Catalog, read_catalog
 from pyro_clusters.catalog.sightlines import (
     Sightlines,
     flat_sightlines,
@@ -67,13 +65,13 @@ from pyro_clusters.cosmology import (
 )
 from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
 from pyro_clusters.data.hdf5 import DatasetWriter
+from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 
-__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "main", "observe_sightlines",
-           "plot_mass_functions", "read_datasets"]
+__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "observe_sightlines",
+           "plot_mass_functions"]
 
-SPLITS = ("train", "val", "test", "test_flat")
 
 
 @dataclass(frozen=True)
@@ -587,98 +585,3 @@ def _run(chunks, seeds, box, path, columns, config, workers, client):
         return
     for c, s in zip(chunks, seeds, strict=True):
         yield c, observe_sightlines(box, c, np.random.default_rng(s))
-
-
-def read_datasets(data: str | Path, setup: str, rng: np.random.Generator | None = None,
-                  caps: dict[str, int] | None = None, splits: tuple[str, ...] = SPLITS
-                  ) -> dict[str, ClusterSet]:
-    """Read the sets :func:`build_datasets` wrote, checking they were made for ``setup``.
-
-    Args:
-        data: the output directory of :func:`build_datasets`, or a directory holding
-            ``idealized/`` and ``cylinder/`` such directories.
-        setup: ``"idealized"`` or ``"cylinder"``; every file must have been made for it.
-        rng: draws the random subsets when ``caps`` limits a set.
-        caps: at most this many clusters per split name (random subset, order kept).
-        splits: which of ``train``, ``val``, ``test``, ``test_flat`` to read.
-
-    Returns:
-        {split: ClusterSet} for each of ``splits``.
-
-    Raises:
-        FileNotFoundError: a split file is missing; ValueError: a file is of another setup.
-    """
-    from pyro_clusters.data.hdf5 import read_dataset
-
-    data = Path(data)
-    folder = data / setup if (data / setup / "train.h5").exists() else data
-    out = {}
-    for name in splits:
-        path = folder / f"{name}.h5"
-        if not path.exists():
-            raise FileNotFoundError(f"--data {data}: {path} is missing (make the sets with "
-                                    "python -m pyro_clusters.catalog --out DIR)")
-        cs, _ = read_dataset(path)
-        if cs.attrs.get("setup") != setup:
-            raise ValueError(f"--data {data}: {path} holds the {cs.attrs.get('setup')!r} setup, "
-                             f"this run needs {setup!r}")
-        cap = (caps or {}).get(name)
-        if cap is not None and len(cs) > cap:
-            rng = rng if rng is not None else np.random.default_rng(0)
-            cs = cs.select(np.sort(rng.choice(len(cs), cap, replace=False)))
-        out[name] = cs
-    return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters.catalog", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--catalog", type=Path, required=True, help="HDF5 catalogue (the schema)")
-    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True)
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--columns", default=None,
-                   help='JSON renaming, e.g. \'{"halos": {"m200c": "M200c"}}\'')
-    p.add_argument("--log-m-min", type=float, default=13.5,
-                   help="cluster candidates: log10(M200c / h^-1 Msun) >= this")
-    p.add_argument("--stellar-mass-min", type=float, default=10**9.5,
-                   help="galaxies: M* >= this [h^-1 Msun]")
-    p.add_argument("--density", type=float, default=10**-5.2,
-                   help="flat training mass function [views h^3 Mpc^-3 dex^-1]")
-    p.add_argument("--max-views", type=int, default=64, help="views per halo at most")
-    p.add_argument("--test-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
-                   help="log-mass range of the natural test set")
-    p.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.1, 0.2),
-                   metavar=("TRAIN", "VAL", "TEST"))
-    p.add_argument("--aperture", type=float, default=1.6, help="R_ap [physical h^-1 Mpc]")
-    p.add_argument("--v-cut", type=float, default=2200.0, help="v_cut [km/s]")
-    p.add_argument("--n-min", type=int, default=10, help="minimum galaxies per view")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="local threads")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (else local)")
-    p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        obs = ObservationConfig(aperture=args.aperture, v_cut=args.v_cut, n_min=args.n_min)
-        config = CatalogMockConfig(
-            setup=args.setup, log_m_min=args.log_m_min, stellar_mass_min=args.stellar_mass_min,
-            observation=obs, fractions=tuple(args.fractions), density=args.density,
-            max_views=args.max_views,
-            test_range=tuple(args.test_range) if args.test_range else None, seed=args.seed)
-        columns = json.loads(args.columns) if args.columns else None
-        summary = build_datasets(args.catalog, args.out, config, columns=columns,
-                                 workers=args.workers, scheduler=args.scheduler,
-                                 progress=not args.no_progress)
-    except (CatalogError, ValueError, OSError, json.JSONDecodeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name in SPLITS:
-        s = summary[name]
-        print(f"{name}: {s['n_halos']} halos, {s['n_views']} views, {s['n_clusters']} clusters "
-              f"with N >= {args.n_min} -> {s['path']}")
-    return 0

@@ -1,14 +1,22 @@
-"""Posterior estimators of log10 M200c behind one interface (:class:`Estimator`).
+"""Posterior estimators of log10 M200c behind one interface, built and loaded by name.
 
-``NPEDeepSets`` (torch, Pyro) is imported from :mod:`.npe_deepsets` on first use.
+- :mod:`~pyro_clusters.estimators.base` -- the contract (``Estimator``, ``Splits``);
+- :mod:`~pyro_clusters.estimators.neural` -- the training skeleton of every network;
+- :mod:`~pyro_clusters.estimators.registry` -- ``register``, ``build``, ``load`` by name;
+- one module per estimator: ``msigma``, ``npe_deepsets``, ``kde_image`` (``cnn_kde_slice``,
+  ``mc_dropout``, ``nf_kde2d``), ``sbi_npe``, ``jeans_exact``; ``prior`` (change of prior);
+- :mod:`~pyro_clusters.estimators.membership` -- which galaxies are members.
+
+The torch-based estimators are imported on first use.
 """
 
-from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators import registry
+from pyro_clusters.estimators.base import Estimator, SampleResult, Splits
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
 from pyro_clusters.estimators.prior import PriorReweighted, resample_weighted
 
 __all__ = ["Estimator", "MSigmaConfig", "MSigmaEstimator", "NPEConfig", "NPEDeepSets",
-           "PriorReweighted", "resample_weighted"]
+           "PriorReweighted", "SampleResult", "Splits", "registry", "resample_weighted"]
 
 
 def __getattr__(name: str):

@@ -31,11 +31,9 @@ clusters fan out over processes with joblib.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -43,7 +41,7 @@ from typing import Literal
 import numpy as np
 
 from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
-from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.base import Estimator, SampleResult, Splits
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.priors import FlatLogMassPrior
 
@@ -101,7 +99,7 @@ class JeansExactConfig:
 
 @dataclass
 class NutsDiagnostics:
-    """Per-cluster sampler diagnostics of the last :meth:`JeansExact.sample` call.
+    """Per-cluster sampler diagnostics of one :meth:`JeansExact.sample_with_info` call.
 
     Attributes (each (n_clusters,)):
         rhat: largest rank-normalised split r-hat over (log_m, log10_c, beta_inf) (ArviZ).
@@ -366,27 +364,30 @@ class JeansExact(Estimator):
     """``jeans_exact``: Pyro NUTS on the exact likelihood of the spherical simulator.
 
     Args:
-        model: the spherical simulator configuration the likelihood describes.
         config: sampler settings.
+        model: the spherical simulator configuration the likelihood describes (default:
+            ``SimulatorConfig.spherical()``).
 
-    There is nothing to train: :meth:`fit` only records the model; :meth:`sample` runs NUTS
-    on every cluster and stores per-cluster diagnostics in ``self.diagnostics``.
+    There is nothing to train: :meth:`fit` does nothing; :meth:`sample_with_info` runs NUTS
+    on every cluster and returns the draws with per-cluster diagnostics (``info["nuts"]``, a
+    :class:`NutsDiagnostics`). Saved, ``model.json`` holds the simulator configuration of the
+    likelihood (``model``) and the sampler settings (``config``).
     """
 
     name = "jeans_exact"
+    config_class = JeansExactConfig
+    format = "pyro_clusters.jeans_exact/2"
 
-    def __init__(self, model: SimulatorConfig | None = None,
-                 config: JeansExactConfig | None = None):
+    def __init__(self, config: JeansExactConfig | None = None,
+                 model: SimulatorConfig | None = None):
         self.model = model or SimulatorConfig.spherical()
         if not self.model.is_spherical:
             raise ValueError("jeans_exact needs a spherical model configuration "
                              "(SimulatorConfig.spherical())")
         self.config = config or JeansExactConfig()
-        self.diagnostics = NutsDiagnostics()
 
-    def fit(self, train: ClusterSet, val: ClusterSet | None = None) -> JeansExact:
-        """Nothing to learn; returns ``self`` (the likelihood is known)."""
-        return self
+    def _fit(self, splits: Splits) -> None:
+        """Nothing to learn (the likelihood is known)."""
 
     def sample_cluster_draws(self, clusters: ClusterSet, rng: np.random.Generator
                              ) -> list[dict]:
@@ -403,7 +404,12 @@ class JeansExact(Estimator):
                          disable=not self.config.progress))
 
     def sample(self, clusters: ClusterSet, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Posterior draws of log10(M200c / h^-1 Msun), (len(clusters), n).
+        """Posterior draws of log10(M200c / h^-1 Msun), (len(clusters), n)."""
+        return self.sample_with_info(clusters, n, rng).draws
+
+    def sample_with_info(self, clusters: ClusterSet, n: int, rng: np.random.Generator
+                         ) -> SampleResult:
+        """Draws (len(clusters), n) and ``info["nuts"]``, the :class:`NutsDiagnostics`.
 
         The chains' draws are permuted and, when ``n`` exceeds their number, resampled with
         replacement.
@@ -413,7 +419,7 @@ class JeansExact(Estimator):
         for i, res in enumerate(results):
             d = rng.permutation(res["log_m"])
             out[i] = d[:n] if n <= d.size else rng.choice(d, n, replace=True)
-        self.diagnostics = NutsDiagnostics(
+        nuts = NutsDiagnostics(
             rhat=np.array([r["rhat"] for r in results]),
             ess_bulk=np.array([r["ess_bulk"] for r in results]),
             divergences=np.array([r["divergences"] for r in results], dtype=np.int64),
@@ -421,22 +427,13 @@ class JeansExact(Estimator):
             setup_seconds=np.array([r["setup_seconds"] for r in results]),
             n_satellites=np.array([r["n_satellites"] for r in results], dtype=np.int64),
             n_dropped=np.array([r["n_dropped"] for r in results], dtype=np.int64))
-        return out
+        return SampleResult(out, {"nuts": nuts})
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model configuration and sampler settings as JSON."""
-        Path(path).write_text(json.dumps({"estimator": self.name,
-                                          "model": self.model.to_dict(),
-                                          "config": asdict(self.config)}, indent=2))
+    # -- persistence: model.json only ---------------------------------------------------------
+    def _state(self) -> dict:
+        return {"model": self.model.to_dict()}
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> JeansExact:
-        """Inverse of :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        if data.get("estimator") != cls.name:
-            raise ValueError(f"{path} is not a {cls.name} file")
-        cfg = dict(data["config"])
-        cfg["prior_range"] = tuple(cfg["prior_range"])
-        return cls(SimulatorConfig.from_dict(data["model"]), JeansExactConfig(**cfg))
-
-
+    def _from_config(cls, config: JeansExactConfig, meta: dict, path: Path,
+                     device: str | None) -> JeansExact:
+        return cls(config, SimulatorConfig.from_dict(meta["model"]))

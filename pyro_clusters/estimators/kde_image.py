@@ -1,6 +1,6 @@
 r"""Estimators on KDE images of phase space: ``cnn_kde_slice``, ``mc_dropout``, ``nf_kde2d``.
 
-All three see a cluster only through its KDE image (:mod:`pyro_clusters.kde_images`; 48 x 48
+All three see a cluster only through its KDE image (:mod:`pyro_clusters.features.kde`; 48 x 48
 {R_proj, v_los}, h0 = 0.25, papers/001 section 3.1; or the 3D {x, y, v} option), scaled to mean
 one per pixel. Targets are log10 M standardised with the training mean and standard deviation.
 
@@ -30,26 +30,23 @@ images, this uses the same 48 x 48 images as the CNNs so the three are compared 
 from __future__ import annotations
 
 import math
-import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.estimators.base import Estimator
-from pyro_clusters.estimators.model_files import read_model, write_model
+from pyro_clusters.estimators.base import Estimator, Splits
+from pyro_clusters.estimators.neural import NeuralModel
 from pyro_clusters.estimators.prior import resample_weighted
-from pyro_clusters.features import check_same_setup, provenance
-from pyro_clusters.kde_images import KDEImageSpec, kde_images
+from pyro_clusters.features.kde import KDEImageSpec, kde_images
 from pyro_clusters.nets.cnn import make_cnn
-from pyro_clusters.training import TrainConfig, TrainResult, train_model
+from pyro_clusters.nets.flows import GaussianFlowStack
+from pyro_clusters.training import TrainConfig
 
 __all__ = ["CNNKDESlice", "GaussianFlowKDE", "ImageConfig", "MCDropoutCNN"]
-
-FORMAT = "pyro_clusters.kde_image/1"
 
 
 @dataclass(frozen=True)
@@ -78,88 +75,60 @@ class ImageConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=100))
     eval_batch_size: int = 1024
 
-    @classmethod
-    def from_dict(cls, d: dict) -> ImageConfig:
-        """Inverse of ``asdict``."""
-        d = dict(d)
-        d["train"] = TrainConfig(**d.get("train", {}))
-        d["flow_hidden"] = tuple(d.get("flow_hidden", (512, 64, 512)))
-        return cls(**d)
 
-
-class GaussianFlowStack(nn.Module):
-    """The conditional Gaussian-flow stack of papers/003 (see module docstring)."""
-
-    def __init__(self, n_in: int, blocks: int, hidden: tuple[int, ...]):
-        super().__init__()
-        nets = []
-        for _ in range(blocks):
-            layers: list[nn.Module] = []
-            width = n_in
-            for h in hidden:
-                layers += [nn.Linear(width, h), nn.Tanh()]
-                width = h
-            nets.append(nn.Sequential(*layers, nn.Linear(width, 2)))
-        self.blocks = nn.ModuleList(nets)
-
-    def forward(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, n_in) -> (mu, log_sigma), each (B, K)."""
-        out = torch.stack([b(d) for b in self.blocks], dim=1)  # (B, K, 2)
-        return out[..., 0], out[..., 1].clamp(-7.0, 7.0)
-
-    @staticmethod
-    def log_prob(u0: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-        """Log-density log p(u0 | d) of standardised targets u0 (B,) -> (B,) (papers/003 eq. 5)."""
-        u = u0
-        for k in range(mu.shape[1]):
-            u = (u - mu[:, k]) * torch.exp(-log_sigma[:, k])
-        return -0.5 * u * u - 0.5 * math.log(2 * math.pi) - log_sigma.sum(dim=1)
-
-    @staticmethod
-    def moments(mu: torch.Tensor, log_sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of u0 (the composition of affine maps)."""
-        mean, std = torch.zeros_like(mu[:, 0]), torch.ones_like(mu[:, 0])
-        for k in reversed(range(mu.shape[1])):
-            sig = torch.exp(log_sigma[:, k])
-            mean, std = mu[:, k] + sig * mean, sig * std
-        return mean, std
-
-
-class _ImageEstimator(Estimator):
-    """KDE images, target scaling, training, save/load; subclasses define the network use.
+class _ImageEstimator(NeuralModel, Estimator):
+    """KDE images, target scaling; subclasses define the network's use.
 
     Class attributes: ``n_out`` network outputs, ``flatten`` feeds flattened images,
-    ``needs_calibration`` holds out part of the validation set for :meth:`_after_fit`.
+    ``needs_calibration`` holds out a calibration set for :meth:`_after_fit`.
     """
 
+    config_class = ImageConfig
+    format = "pyro_clusters.kde_image/2"
+    legacy_formats = ("pyro_clusters.kde_image/1",)
     n_out = 1
     flatten = False
     needs_calibration = False
 
     def __init__(self, config: ImageConfig | None = None):
-        self.config = config or ImageConfig()
+        super().__init__(config)
         self.spec: KDEImageSpec | None = None
-        self.model: nn.Module | None = None
         self.m_mean, self.m_std = 0.0, 1.0
-        self.trained_on: dict = {}
-        self.result: TrainResult | None = None
-        self.train_seconds: float | None = None
 
-    # -- to be provided -------------------------------------------------------------------
-    def _build(self) -> nn.Module:
+    # -- training hooks -------------------------------------------------------------------
+    def _prepare(self, splits: Splits) -> Splits:
+        """Image spec and target scaling; without a calibration set (where one is needed) the
+        second half of ``val`` (split with the training seed) calibrates and the first half
+        stops early."""
+        cfg = self.config
+        if self.needs_calibration and splits.calibration is None:
+            val = splits.val
+            perm = np.random.default_rng(cfg.train.seed).permutation(len(val))
+            half = len(val) // 2
+            splits = Splits(splits.train, val.select(np.sort(perm[:half])),
+                            val.select(np.sort(perm[half:])))
+        self.spec = KDEImageSpec.for_clusters(splits.train, cfg.kind, cfg.bins, cfg.h0)
+        self.m_mean = float(splits.train.log_m.mean())
+        self.m_std = float(splits.train.log_m.std())
+        return splits
+
+    def _network(self) -> nn.Module:
         return make_cnn(self.spec.kind, self.spec.bins, self.n_out, self.config.dropout)
 
-    def _loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+    def _inputs(self, clusters: ClusterSet) -> torch.Tensor:
+        return self.images(clusters)
 
-    def _after_fit(self, calibration: ClusterSet) -> None:
-        """Hook run after training (calibration of the slice estimator)."""
+    def _targets(self, clusters: ClusterSet) -> torch.Tensor:
+        """Standardised log10 M, (n_clusters,) on the device."""
+        return torch.from_numpy(((clusters.log_m - self.m_mean) / self.m_std
+                                 ).astype(np.float32)).to(self.device)
 
-    def _extra_state(self) -> dict:
-        return {}
-
-    def _load_extra(self, meta: dict) -> None:
-        """Restore what :meth:`_extra_state` saved."""
+    def _batches(self, clusters: ClusterSet, img: torch.Tensor, z: torch.Tensor, size: int,
+                 rng: np.random.Generator | None):
+        order = rng.permutation(len(img)) if rng is not None else np.arange(len(img))
+        for lo in range(0, len(img), size):
+            idx = torch.from_numpy(order[lo:lo + size])
+            yield img[idx], z[idx]
 
     # -- data -----------------------------------------------------------------------------
     def images(self, clusters: ClusterSet) -> torch.Tensor:
@@ -167,14 +136,7 @@ class _ImageEstimator(Estimator):
         img = kde_images(clusters, self.spec) * np.float32(np.prod(self.spec.shape))
         if self.flatten:
             img = img.reshape(len(img), -1)
-        return torch.from_numpy(img).to(self.config.train.device)
-
-    def _batches(self, img: torch.Tensor, z: torch.Tensor, size: int,
-                 rng: np.random.Generator | None):
-        order = rng.permutation(len(img)) if rng is not None else np.arange(len(img))
-        for lo in range(0, len(img), size):
-            idx = torch.from_numpy(order[lo:lo + size])
-            yield img[idx], z[idx]
+        return torch.from_numpy(img).to(self.device)
 
     def _outputs(self, img: torch.Tensor, train_mode: bool = False) -> torch.Tensor:
         self.model.train(train_mode)
@@ -182,87 +144,13 @@ class _ImageEstimator(Estimator):
         with torch.no_grad():
             return torch.cat([self.model(img[lo:lo + bs]) for lo in range(0, len(img), bs)])
 
-    # -- contract -------------------------------------------------------------------------
-    def fit(self, train: ClusterSet, val: ClusterSet | None = None,
-            calibration: ClusterSet | None = None,
-            checkpoint: str | os.PathLike | None = None, resume: bool = False
-            ) -> _ImageEstimator:
-        """Train on ``train`` with early stopping on ``val``.
+    # -- persistence ----------------------------------------------------------------------
+    def _network_state(self) -> dict:
+        return {"spec": self.spec.to_dict(), "m_mean": self.m_mean, "m_std": self.m_std}
 
-        Args:
-            train: training clusters (flat prior).
-            val: validation clusters (required).
-            calibration: clusters for the posterior calibration of ``cnn_kde_slice``; None:
-                the second half of ``val`` (split with the training seed) calibrates and the
-                first half stops early.
-            checkpoint: per-epoch checkpoint file; ``resume=True`` continues from it.
-            resume: continue an interrupted training.
-        """
-        if val is None:
-            raise ValueError(f"{self.name} needs a validation set for early stopping")
-        t0 = time.perf_counter()
-        cfg = self.config
-        if self.needs_calibration and calibration is None:
-            perm = np.random.default_rng(cfg.train.seed).permutation(len(val))
-            half = len(val) // 2
-            val, calibration = val.select(np.sort(perm[:half])), val.select(np.sort(perm[half:]))
-        self.trained_on = provenance(train)
-        self.spec = KDEImageSpec.for_clusters(train, cfg.kind, cfg.bins, cfg.h0)
-        self.m_mean, self.m_std = float(train.log_m.mean()), float(train.log_m.std())
-        dev = torch.device(cfg.train.device)
-
-        def target(s: ClusterSet) -> torch.Tensor:
-            return torch.from_numpy(((s.log_m - self.m_mean) / self.m_std).astype(np.float32)
-                                    ).to(dev)
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.train.seed)
-            self.model = self._build().to(dev)
-        x_train, z_train = self.images(train), target(train)
-        val_batches = list(self._batches(self.images(val), target(val), cfg.eval_batch_size,
-                                         None))
-        with torch.random.fork_rng(devices=[]):  # dropout draws; caller's state untouched
-            torch.manual_seed(cfg.train.seed + 1)
-            self.result = train_model(
-                self.model, self._loss,
-                lambda rng: self._batches(x_train, z_train, cfg.train.batch_size, rng),
-                val_batches, cfg.train, checkpoint=checkpoint, resume=resume)
-        self.model.eval()
-        self._after_fit(calibration)
-        self.train_seconds = time.perf_counter() - t0
-        return self
-
-    def _check(self, clusters: ClusterSet) -> None:
-        if self.model is None:
-            raise RuntimeError("fit or load the estimator first")
-        check_same_setup(self.trained_on, clusters)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``path/model.json`` and ``path/weights.pt``."""
-        if self.model is None:
-            raise RuntimeError(f"fit {self.name} before saving it")
-        meta = {"format": FORMAT, "estimator": self.name, "config": asdict(self.config),
-                "spec": self.spec.to_dict(), "m_mean": self.m_mean, "m_std": self.m_std,
-                "trained_on": self.trained_on, "train_seconds": self.train_seconds,
-                "training": self.result.to_dict() if self.result else None,
-                **self._extra_state()}
-        write_model(path, meta, self.model.state_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> _ImageEstimator:
-        """Restore an estimator written by :meth:`save`."""
-        meta, state = read_model(path, FORMAT, f"a {cls.name} model", cls.name)
-        if device is not None:
-            meta["config"]["train"]["device"] = device
-        est = cls(ImageConfig.from_dict(meta["config"]))
-        est.spec = KDEImageSpec(**meta["spec"])
-        est.m_mean, est.m_std = meta["m_mean"], meta["m_std"]
-        est.trained_on, est.train_seconds = meta["trained_on"], meta.get("train_seconds")
-        est.model = est._build()
-        est.model.load_state_dict(state)
-        est.model.to(est.config.train.device).eval()
-        est._load_extra(meta)
-        return est
+    def _restore_network(self, meta: dict, path: Path) -> None:
+        self.spec = KDEImageSpec(**meta["spec"])
+        self.m_mean, self.m_std = meta["m_mean"], meta["m_std"]
 
 
 class CNNKDESlice(_ImageEstimator):
@@ -286,17 +174,20 @@ class CNNKDESlice(_ImageEstimator):
         out = self._outputs(self.images(clusters))[:, 0].double().cpu().numpy()
         return out * self.m_std + self.m_mean
 
-    def _after_fit(self, calibration: ClusterSet) -> None:
+    def _after_fit(self, splits: Splits) -> None:
         from scipy.stats import gaussian_kde
 
+        calibration = splits.calibration
         s = self.summary(calibration)
         self.calib = np.vstack([s, calibration.log_m])
         self.bandwidth = gaussian_kde(self.calib).covariance
 
-    def _extra_state(self) -> dict:
-        return {"calibration": self.calib.tolist(), "bandwidth": self.bandwidth.tolist()}
+    def _network_state(self) -> dict:
+        return {**super()._network_state(), "calibration": self.calib.tolist(),
+                "bandwidth": self.bandwidth.tolist()}
 
-    def _load_extra(self, meta: dict) -> None:
+    def _restore_network(self, meta: dict, path: Path) -> None:
+        super()._restore_network(meta, path)
         self.calib = np.asarray(meta["calibration"])
         self.bandwidth = np.asarray(meta["bandwidth"])
 
@@ -373,7 +264,7 @@ class GaussianFlowKDE(_ImageEstimator):
     name = "nf_kde2d"
     flatten = True
 
-    def _build(self) -> nn.Module:
+    def _network(self) -> nn.Module:
         if self.spec.kind != "2d":
             raise ValueError("nf_kde2d works on 2D KDE images (papers/003)")
         return GaussianFlowStack(self.spec.bins ** 2, self.config.flow_blocks,
@@ -398,6 +289,12 @@ class GaussianFlowKDE(_ImageEstimator):
                 stds.append(s)
         mean = torch.cat(means).double().cpu().numpy() * self.m_std + self.m_mean
         return mean, torch.cat(stds).double().cpu().numpy() * self.m_std
+
+    def log_prob(self, clusters: ClusterSet, grid: np.ndarray) -> np.ndarray:
+        """Gaussian log-density of log10 M on a grid, (n_clusters, len(grid)) [per dex]."""
+        mean, std = self.moments(clusters)
+        z = (np.asarray(grid, dtype=np.float64)[None, :] - mean[:, None]) / std[:, None]
+        return -0.5 * z * z - np.log(std[:, None] * math.sqrt(2.0 * math.pi))
 
     def sample(self, clusters: ClusterSet, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draws from the Gaussian posterior, (n_clusters, n)."""

@@ -11,20 +11,24 @@ is Eddington-biased high on a steeply falling mass function and miscalibrated th
 
 :class:`PriorReweighted` does this by sampling-importance-resampling: it draws
 ``oversample x n`` posterior samples from the wrapped estimator, weights each by the density
-ratio and resamples ``n`` of them with replacement. The effective sample size is reported per
-call in ``last_ess`` (the ratio varies slowly across a posterior, so it stays close to the
-number of draws).
+ratio and resamples ``n`` of them with replacement. The effective sample size of each cluster
+is returned by :meth:`PriorReweighted.sample_with_info` (the ratio varies slowly across a
+posterior, so it stays close to the number of draws).
+
+Saved, it is the base estimator's directory under ``base/`` plus the priors in ``model.json``
+(the package's flat and HMF priors; a prior given as a bare function cannot be saved).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.estimators.base import Estimator
+from pyro_clusters.estimators.base import Estimator, SampleResult, Splits
 
 __all__ = ["PriorReweighted", "resample_weighted"]
 
@@ -57,32 +61,60 @@ def resample_weighted(draws: np.ndarray, weights: np.ndarray, n: int,
     return draws.ravel()[idx]
 
 
+def _density(prior: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A prior object's ``density`` method, or the callable itself."""
+    if prior is None:
+        return None
+    return prior.density if hasattr(prior, "density") else prior
+
+
+def _prior_dict(prior: Any) -> dict | None:
+    if prior is None:
+        return None
+    if not hasattr(prior, "to_dict"):
+        raise ValueError("a prior given as a bare function cannot be saved; pass a "
+                         "FlatLogMassPrior or HaloMassFunctionSampler")
+    return prior.to_dict()
+
+
+def _prior_from_dict(d: dict | None):
+    from pyro_clusters.simulator.priors import make_sampler
+
+    return None if d is None else make_sampler(d["kind"], d["lo"], d["hi"],
+                                               *([d["z"]] if "z" in d else []))
+
+
 class PriorReweighted(Estimator):
     """An estimator's posterior under another prior (see module docstring).
 
     Args:
-        base: the fitted estimator (trained with prior ``old_density``).
-        new_density: density of the new prior in log10 M (vectorised; 0 outside its support),
-            e.g. ``HaloMassFunctionSampler(...).density``.
-        old_density: density of the training prior (default: flat, i.e. constant).
+        base: the fitted estimator (trained with prior ``old_prior``).
+        new_prior: the new prior: an object with a vectorised ``density(log10 M)`` that is 0
+            outside its support (``HaloMassFunctionSampler(...)``), or such a function.
+        old_prior: the training prior, likewise (default: flat, i.e. constant).
         oversample: base draws per returned draw.
-        name: estimator name (default: the base's).
+        name: estimator name in reports (default: the base's).
     """
 
-    def __init__(self, base: Estimator, new_density: Callable[[np.ndarray], np.ndarray],
-                 old_density: Callable[[np.ndarray], np.ndarray] | None = None,
+    name = "prior_reweighted"
+
+    def __init__(self, base: Estimator, new_prior: Any, old_prior: Any = None,
                  oversample: int = 4, name: str | None = None):
         if oversample < 1:
             raise ValueError("oversample must be >= 1")
-        self.base, self.new_density, self.old_density = base, new_density, old_density
+        self.base, self.new_prior, self.old_prior = base, new_prior, old_prior
+        self.new_density, self.old_density = _density(new_prior), _density(old_prior)
         self.oversample = oversample
-        self.name = name or base.name
-        self.last_ess: np.ndarray | None = None
+        self.display_name = name or base.name
 
-    def fit(self, train: ClusterSet, val: ClusterSet | None = None) -> PriorReweighted:
+    @property
+    def label(self) -> str:
+        """The name in reports (default: the base estimator's)."""
+        return self.display_name
+
+    def _fit(self, splits: Splits) -> None:
         """Fit the wrapped estimator (the prior change itself has nothing to fit)."""
-        self.base.fit(train, val)
-        return self
+        self.base.fit(splits)
 
     def _weights(self, draws: np.ndarray) -> np.ndarray:
         w = np.asarray(self.new_density(draws), dtype=np.float64)
@@ -91,7 +123,14 @@ class PriorReweighted(Estimator):
         return w
 
     def sample(self, clusters: ClusterSet, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draws from the reweighted posterior, shape (n_clusters, n).
+        """Draws from the reweighted posterior, shape (n_clusters, n)."""
+        return self.sample_with_info(clusters, n, rng).draws
+
+    def sample_with_info(self, clusters: ClusterSet, n: int, rng: np.random.Generator
+                         ) -> SampleResult:
+        """Draws (n_clusters, n) and ``info``: ``"ess"``, the effective sample size per
+        cluster, and ``"zero_weight_fraction"``, the share of the base's first draws that the
+        new prior rejects (outside its support).
 
         Rows whose draws all fall outside the new prior's support (a posterior far in the tail
         of the new prior) are redrawn with 16x and then 256x more base samples before giving
@@ -99,6 +138,7 @@ class PriorReweighted(Estimator):
         """
         draws = self.base.sample(clusters, self.oversample * n, rng)
         w = self._weights(draws)
+        zero = float(np.mean(w <= 0))
         out = np.empty((len(clusters), n))
         ess = np.empty(len(clusters))
         todo = np.arange(len(clusters))
@@ -112,17 +152,24 @@ class PriorReweighted(Estimator):
                 ess[todo[ok]] = w[ok].sum(1) ** 2 / (w[ok] ** 2).sum(1)
             todo = todo[~ok]
             if todo.size == 0:
-                self.last_ess = ess
-                return out
+                return SampleResult(out, {"ess": ess, "zero_weight_fraction": zero})
         raise ValueError(f"{todo.size} cluster(s) (first: index {todo[0]}) have no posterior "
                          "mass inside the new prior's support even with 256x more draws")
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Save the wrapped estimator (the prior is code, rebuilt by the caller)."""
-        self.base.save(path)
+    # -- persistence: model.json (the priors) + base/ -------------------------------------
+    def _state(self) -> dict:
+        return {"new_prior": _prior_dict(self.new_prior),
+                "old_prior": _prior_dict(self.old_prior), "oversample": self.oversample,
+                "display_name": self.display_name}
+
+    def _write_files(self, path: Path) -> None:
+        self.base.save(path / "base")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PriorReweighted:
-        """Not available: load the base estimator and wrap it with the prior again."""
-        raise NotImplementedError("load the base estimator and wrap it: PriorReweighted(base, "
-                                  "HaloMassFunctionSampler(...).density)")
+    def _from_config(cls, config, meta: dict, path: Path, device: str | None
+                     ) -> PriorReweighted:
+        from pyro_clusters.estimators.registry import load
+
+        return cls(load(path / "base", device), _prior_from_dict(meta["new_prior"]),
+                   _prior_from_dict(meta["old_prior"]), meta["oversample"],
+                   meta["display_name"])

@@ -20,27 +20,26 @@ sigma_v of all galaxies in x (sbi's x has no membership probabilities).
 
 from __future__ import annotations
 
-import math
-import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from pyro_clusters import defaults
 from pyro_clusters.data.clusters import ClusterSet, pad
-from pyro_clusters.estimators.base import Estimator
-from pyro_clusters.estimators.model_files import read_model, write_model
-from pyro_clusters.features import check_same_setup, provenance
-from pyro_clusters.nets.set_embedding import DeepSetsEmbedding, velocity_dispersion_torch
+from pyro_clusters.estimators.base import Estimator, Splits, check_same_setup, provenance
+from pyro_clusters.estimators.msigma import fit_msigma, invert_msigma
+from pyro_clusters.features.dispersion import velocity_dispersion_torch
+from pyro_clusters.nets.flows import ConditionalSplineFlow
+from pyro_clusters.nets.set_embedding import DeepSetsEmbedding
 from pyro_clusters.simulator.priors import FlatLogMassPrior
 
 __all__ = ["DeepSetsResidualFlow", "SbiNPE", "SbiNPEConfig", "clusters_to_x",
            "npe_deepsets_builder"]
-
-FORMAT = "pyro_clusters.sbi_npe/1"
 
 
 class _NoTracker:
@@ -113,6 +112,18 @@ class SbiNPE(Estimator):
     """sbi's NPE with a neural spline flow and our Deep Sets embedding (module docstring)."""
 
     name = "sbi_npe"
+    config_class = SbiNPEConfig
+    format = "pyro_clusters.sbi_npe/2"
+    legacy_formats = ("pyro_clusters.sbi_npe/1",)
+
+    @classmethod
+    def configure(cls, train=None, msigma=None) -> SbiNPEConfig:
+        """sbi's loop with the epochs, seed, device and progress of ``train``; its patience
+        becomes ``stop_after_epochs`` (at least 2)."""
+        if train is None:
+            return SbiNPEConfig()
+        return SbiNPEConfig(max_epochs=train.max_epochs, seed=train.seed, device=train.device,
+                            progress=train.progress, stop_after_epochs=max(train.patience, 2))
 
     def __init__(self, config: SbiNPEConfig | None = None):
         self.config = config or SbiNPEConfig()
@@ -132,13 +143,13 @@ class SbiNPE(Estimator):
                             embedding_net=DeepSetsEmbedding(x_train, c.hidden, c.context,
                                                             c.blocks))
 
-    def fit(self, train: ClusterSet, val: ClusterSet | None = None) -> SbiNPE:
+    def _fit(self, splits: Splits) -> None:
         """Train with sbi on train + val (sbi draws its validation split of len(val))."""
         from sbi.inference import NPE
 
-        if val is None:
-            raise ValueError("sbi_npe needs validation clusters (their share of the data "
-                             "becomes sbi's validation fraction)")
+        train = splits.train
+        val = splits.require_val("sbi_npe (its share of the data is sbi's validation "
+                                 "fraction)")
         t0 = time.perf_counter()
         c = self.config
         self.trained_on = provenance(train)
@@ -165,11 +176,13 @@ class SbiNPE(Estimator):
         self.summary = {"epochs": int(s["epochs_trained"][-1]),
                         "best_val_loss": float(s["best_validation_loss"][-1])}
         self.train_seconds = time.perf_counter() - t0
-        return self
 
-    def _require(self, clusters: ClusterSet) -> None:
+    def _require_fitted(self) -> None:
         if self.posterior is None:
             raise RuntimeError("fit or load sbi_npe first")
+
+    def _require(self, clusters: ClusterSet) -> None:
+        self._require_fitted()
         check_same_setup(self.trained_on, clusters)
 
     def sample(self, clusters: ClusterSet, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -186,38 +199,34 @@ class SbiNPE(Estimator):
                 out[lo:lo + len(sub)] = d[..., 0].T.double().cpu().numpy()
         return out
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write ``path/model.json`` and ``path/weights.pt`` (the trained sbi estimator)."""
-        if self.posterior is None:
-            raise RuntimeError("fit sbi_npe before saving it")
-        write_model(path, {
-            "format": FORMAT, "estimator": self.name, "config": asdict(self.config),
-            "trained_on": self.trained_on, "n_max": self.n_max,
-            "train_seconds": self.train_seconds, "training": self.summary},
-            self.posterior.posterior_estimator.state_dict())
+    # -- persistence: model.json + weights.pt (the trained sbi density estimator) ---------
+    def _state(self) -> dict:
+        return {"trained_on": self.trained_on, "n_max": self.n_max,
+                "train_seconds": self.train_seconds, "training": self.summary}
+
+    def _write_files(self, path: Path) -> None:
+        torch.save(self.posterior.posterior_estimator.state_dict(), path / "weights.pt")
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> SbiNPE:
-        """Restore an estimator written by :meth:`save`."""
+    def _config_for_device(cls, config: dict | None, device: str | None) -> dict | None:
+        return config if device is None else {**config, "device": device}
+
+    def _restore(self, meta: dict, path: Path, device: str | None) -> None:
         from sbi.inference.posteriors import DirectPosterior
 
-        meta, state = read_model(path, FORMAT, "an sbi_npe model")
-        if device is not None:
-            meta["config"]["device"] = device
-        est = cls(SbiNPEConfig(**meta["config"]))
-        est.trained_on, est.n_max = meta["trained_on"], meta["n_max"]
-        est.train_seconds, est.summary = meta.get("train_seconds"), meta.get("training", {})
+        self.trained_on, self.n_max = meta["trained_on"], meta["n_max"]
+        self.train_seconds, self.summary = meta.get("train_seconds"), meta.get("training", {})
         # the network's shapes and buffers come from the state dict; the dummy batch only
         # fixes the input shapes (its values are overwritten by load_state_dict)
-        x = torch.zeros((2, est.n_max, 4))
+        x = torch.zeros((2, self.n_max, 4))
         x[..., 3] = 1.0
-        x[1, :, :3] = torch.randn(est.n_max, 3)
+        x[1, :, :3] = torch.randn(self.n_max, 3)
         theta = torch.tensor([[14.0], [15.0]])
-        net = est._builder(x)(theta, x)
-        net.load_state_dict(state)
-        net.to(est.config.device).eval()
-        est.posterior = DirectPosterior(net, est.prior.to_sbi(), device=est.config.device)
-        return est
+        net = self._builder(x)(theta, x)
+        net.load_state_dict(torch.load(path / "weights.pt", map_location="cpu",
+                                       weights_only=True))
+        net.to(self.config.device).eval()
+        self.posterior = DirectPosterior(net, self.prior.to_sbi(), device=self.config.device)
 
 
 class DeepSetsResidualFlow(nn.Module):
@@ -229,49 +238,31 @@ class DeepSetsResidualFlow(nn.Module):
     def __init__(self, x_train: torch.Tensor, theta_train: torch.Tensor, z: float,
                  mass_cut: float, hidden: int, context: int, blocks: int,
                  flow_hidden: tuple[int, ...], count_bins: int, bound: float):
-        from pyro.distributions import transforms as T
-
-        from pyro_clusters.baselines.msigma import fit_msigma
-        from pyro_clusters.cosmology import get_cosmology
-
         super().__init__()
         with torch.no_grad():
             sigma = velocity_dispersion_torch(x_train).double().numpy()
         log_m = theta_train[:, 0].double().numpy()
         fit = fit_msigma(log_m, sigma, z, mass_cut)
-        self.register_buffer("msigma", torch.tensor(
-            [fit.slope, fit.intercept, math.log10(get_cosmology().Ez(z))]))
+        self.register_buffer("msigma", torch.tensor([fit.slope, fit.intercept, fit.log_ez]))
         with np.errstate(divide="ignore", invalid="ignore"):
             resid = log_m - fit.predict_log_mass(sigma)
         ok = np.isfinite(resid)
         self.register_buffer("r_loc", torch.tensor(float(resid[ok].mean())))
         self.register_buffer("r_scale", torch.tensor(float(resid[ok].std())))
         self.embedding = DeepSetsEmbedding(x_train, hidden, context, blocks)
-        self.transform = T.conditional_spline(1, context, hidden_dims=list(flow_hidden),
-                                              count_bins=count_bins, bound=bound, order="linear")
-        self.register_buffer("base_loc", torch.zeros(1))
-        self.register_buffer("base_scale", torch.ones(1))
+        self.flow = ConditionalSplineFlow(context, tuple(flow_hidden), count_bins, bound)
 
     def baseline(self, x: torch.Tensor) -> torch.Tensor:
         """log10 M of the inverted M-sigma relation (B,), in torch.
 
-        :meth:`MSigmaFit.predict_log_mass` on x's velocity dispersion (sigma_v clamped at
-        1 km/s so that a cluster with < 2 galaxies stays finite).
+        :func:`~pyro_clusters.estimators.msigma.invert_msigma` on x's velocity dispersion
+        (sigma_v clamped at 1 km/s so that a cluster with < 2 galaxies stays finite).
         """
-        slope, intercept, log_ez = self.msigma
         sigma = velocity_dispersion_torch(x).clamp_min(1.0)
-        return (torch.log10(sigma) - intercept) / slope + 15.0 - log_ez
-
-    def flow(self, x: torch.Tensor):
-        """Pyro distribution over the standardised residual, conditioned on x (batch B)."""
-        import pyro.distributions as dist
-
-        base = dist.Normal(self.base_loc, self.base_scale).to_event(1)
-        return dist.ConditionalTransformedDistribution(base, [self.transform]).condition(
-            self.embedding(x))
+        return invert_msigma(torch.log10(sigma), *self.msigma)
 
 
-def npe_deepsets_builder(z: float = 0.117, mass_cut: float = 13.5, hidden: int = 64,
+def npe_deepsets_builder(z: float = defaults.Z, mass_cut: float = 13.5, hidden: int = 64,
                          context: int = 32, blocks: int = 3,
                          flow_hidden: tuple[int, ...] = (64, 64), count_bins: int = 8,
                          bound: float = 5.0):
@@ -307,7 +298,7 @@ def npe_deepsets_builder(z: float = 0.117, mass_cut: float = 13.5, hidden: int =
             if input.dim() == 2:
                 input = input.unsqueeze(0)
             zs = self._standardise(input, condition)  # (sample, B)
-            return (self.net.flow(condition).log_prob(zs.unsqueeze(-1))
+            return (self.net.flow.log_prob(zs, self.net.embedding(condition))
                     - torch.log(self.net.r_scale))
 
         def loss(self, input: torch.Tensor, condition: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -319,10 +310,8 @@ def npe_deepsets_builder(z: float = 0.117, mass_cut: float = 13.5, hidden: int =
             """Draws (*sample_shape, B, 1) of log10 M."""
             n = int(torch.Size(sample_shape).numel())
             net = self.net
-            eps = torch.randn((n, condition.shape[0], 1), device=condition.device)
-            ctx = net.embedding(condition)
-            zs = net.transform.condition(ctx)(net.base_loc + net.base_scale * eps)[..., 0]
-            theta = zs * self.net.r_scale + self.net.r_loc + self.net.baseline(condition)
+            zs = net.flow.sample(n, net.embedding(condition))
+            theta = zs * net.r_scale + net.r_loc + net.baseline(condition)
             return theta.reshape(*sample_shape, condition.shape[0], 1)
 
         @property

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pyro_clusters import defaults
 from pyro_clusters.cosmology import get_cosmology
 from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 
@@ -36,8 +37,8 @@ def _check_range(lo: float, hi: float) -> None:
 class FlatLogMassPrior:
     """Uniform prior on log10(M200c / h^-1 Msun) over [lo, hi]; default 13.5-15.5."""
 
-    lo: float = 13.5
-    hi: float = 15.5
+    lo: float = defaults.PRIOR_RANGE[0]
+    hi: float = defaults.PRIOR_RANGE[1]
     name: str = "flat"
 
     def __post_init__(self) -> None:
@@ -46,6 +47,15 @@ class FlatLogMassPrior:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` values of log10 M, shape (n,)."""
         return rng.uniform(self.lo, self.hi, n)
+
+    def density(self, log_m: np.ndarray) -> np.ndarray:
+        """Normalised density in log10 M (per dex), zero outside [lo, hi]."""
+        log_m = np.asarray(log_m, dtype=np.float64)
+        return np.where((log_m >= self.lo) & (log_m <= self.hi), 1.0 / (self.hi - self.lo), 0.0)
+
+    def to_dict(self) -> dict:
+        """``{"kind", "lo", "hi"}``; :func:`make_sampler` rebuilds it."""
+        return {"kind": self.name, "lo": self.lo, "hi": self.hi}
 
     def to_sbi(self) -> torch.distributions.Distribution:
         """The same prior as an ``sbi`` BoxUniform over a 1-D theta."""
@@ -98,9 +108,9 @@ class HaloMassFunctionSampler:
     Default range 14.0-15.3 (the test range of papers/002-style experiments).
     """
 
-    lo: float = 14.0
-    hi: float = 15.3
-    z: float = 0.117
+    lo: float = defaults.TEST_RANGE[0]
+    hi: float = defaults.TEST_RANGE[1]
+    z: float = defaults.Z
     name: str = "hmf"
 
     def __post_init__(self) -> None:
@@ -119,14 +129,19 @@ class HaloMassFunctionSampler:
         pdf = np.gradient(cdf, grid)
         return np.where((log_m >= self.lo) & (log_m <= self.hi), np.interp(log_m, grid, pdf), 0.0)
 
+    def to_dict(self) -> dict:
+        """``{"kind", "lo", "hi", "z"}``; :func:`make_sampler` rebuilds it."""
+        return {"kind": self.name, "lo": self.lo, "hi": self.hi, "z": self.z}
+
 
 def make_sampler(kind: str, lo: float | None = None, hi: float | None = None,
-                 z: float = 0.117) -> FlatLogMassPrior | HaloMassFunctionSampler:
+                 z: float = defaults.Z) -> FlatLogMassPrior | HaloMassFunctionSampler:
     """Build the ``flat`` prior or the ``hmf`` sampler, with default ranges unless given."""
     if kind == "flat":
-        return FlatLogMassPrior(lo if lo is not None else 13.5, hi if hi is not None else 15.5)
+        lo_d, hi_d = defaults.PRIOR_RANGE
+        return FlatLogMassPrior(lo if lo is not None else lo_d, hi if hi is not None else hi_d)
     if kind == "hmf":
-        return HaloMassFunctionSampler(
-            lo if lo is not None else 14.0, hi if hi is not None else 15.3, z
-        )
+        lo_d, hi_d = defaults.TEST_RANGE
+        return HaloMassFunctionSampler(lo if lo is not None else lo_d,
+                                       hi if hi is not None else hi_d, z)
     raise ValueError(f"unknown prior {kind!r}: use 'flat' or 'hmf'")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m pyro_clusters.report --posterior FILE_OR_RUN_DIR [...] --out DIR [--seed S]
+    python -m pyro_clusters report --posterior FILE_OR_RUN_DIR [...] --out DIR [--seed S]
                                    [--mass-bin-width 0.1]
 
 Each FILE is a posterior file (docs/posterior_format.md); a directory stands for every
@@ -41,7 +41,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters.report", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m pyro_clusters report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--posterior", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyro_clusters.baselines.msigma import MSigmaFit, fit_msigma, velocity_dispersion
 from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.estimators.msigma import MSigmaFit, fit_msigma
+from pyro_clusters.features.dispersion import velocity_dispersion
 
 __all__ = ["REALISM_BANDS", "MockSets", "interloper_fraction_by_mass", "realism_metrics"]
 

@@ -13,20 +13,26 @@ and the half-turn meaningless, so folding removes a nuisance the network would o
 Feature layout (a documented choice, stored with every model as :class:`FeatureSpec`):
     per galaxy: v_los / 1000 km/s, R_proj / (1 h^-1 Mpc), psi / (pi/2)[, extra columns]
     global:     ellipticity
-then standardised with the training set's means and standard deviations. Later issues add
-columns (e.g. a membership probability) by naming them in ``FeatureSpec.galaxy``.
+then standardised with the training set's means and standard deviations. Extra galaxy
+columns (e.g. the classifier's membership probability) are named in ``FeatureSpec.galaxy``.
+
+:func:`set_features` is the torch twin of :func:`galaxy_features` on sbi's fixed-shape padded
+x (tested equal); torch is imported only when it is called.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pyro_clusters.data.clusters import ClusterSet, ragged_to_padded
+from pyro_clusters.data.clusters import ClusterSet
 
-__all__ = ["FeatureSpec", "PaddedBatch", "check_same_setup", "ellipse_fit", "galaxy_features",
-           "make_batches", "pad_features", "provenance"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FeatureSpec", "ellipse_fit", "galaxy_features", "set_features"]
 
 GALAXY_FEATURES = ("v_los", "r_proj", "psi")
 GLOBAL_FEATURES = ("ellipticity",)
@@ -128,69 +134,32 @@ class FeatureSpec:
         return asdict(self)
 
 
-@dataclass
-class PaddedBatch:
-    """A batch of clusters padded to its largest set.
-
-    Attributes:
-        x: (B, N, F) float32 galaxy features, zeros at padding.
-        mask: (B, N) bool, True for real galaxies.
-        g: (B, G) float32 global features.
-        index: (B,) positions of these clusters in the source set.
-    """
-
-    x: np.ndarray
-    mask: np.ndarray
-    g: np.ndarray
-    index: np.ndarray
-
-
-def pad_features(gal: np.ndarray, glob: np.ndarray, offsets: np.ndarray, index: np.ndarray
-                 ) -> PaddedBatch:
-    """Pad the galaxy features of clusters ``index`` (rows ``offsets[i]:offsets[i+1]``)."""
-    x, mask = ragged_to_padded(gal, offsets, index)
-    return PaddedBatch(x, mask, glob[index], index)
-
-
-def make_batches(n_gal: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
-                 by_size: bool = True) -> list[np.ndarray]:
-    """Split cluster indices into batches, grouped by set size to limit padding.
-
-    Grouping by size is ~1.7x faster per epoch than random batches (shared/STACK.md). With an
-    ``rng`` the order within equal sizes and the order of batches are shuffled (training);
-    without, batches are deterministic (evaluation).
+def set_features(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Raw features of padded clusters.
 
     Args:
-        n_gal: galaxies per cluster, (n,).
-        batch_size: clusters per batch.
-        rng: generator for shuffling, or None.
-        by_size: group by size (else random or sequential batches).
+        x: (B, N, 4) [x_proj, y_proj, v_los, valid] (h^-1 Mpc, h^-1 Mpc, km/s, 0/1).
 
     Returns:
-        list of index arrays.
+        galaxy features (B, N, 3) [v_los/1000, R_proj, psi/(pi/2)] (zero at padding),
+        mask (B, N) bool, global features (B, 1) [ellipticity].
     """
-    n = n_gal.size
-    if by_size:
-        tie = rng.random(n) if rng is not None else np.arange(n)
-        order = np.lexsort((tie, n_gal))
-    else:
-        order = rng.permutation(n) if rng is not None else np.arange(n)
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    if rng is not None:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-    return batches
+    import torch
 
-
-def provenance(train: ClusterSet) -> dict:
-    """What a model was trained on: setup, redshift, aperture, v_cut, log-mass range."""
-    out = {k: train.attrs[k] for k in ("setup", "z", "aperture", "v_cut") if k in train.attrs}
-    out["log_m_range"] = [float(train.log_m.min()), float(train.log_m.max())]
-    return out
-
-
-def check_same_setup(trained_on: dict, clusters: ClusterSet, what: str = "model") -> None:
-    """Raise ``ValueError`` when both sides know their setup and it differs."""
-    mine, theirs = trained_on.get("setup"), clusters.attrs.get("setup")
-    if mine and theirs and mine != theirs:
-        raise ValueError(f"this {what} was trained on the {mine!r} setup; the clusters come "
-                         f"from the {theirs!r} setup")
+    mask = x[..., 3] > 0.5
+    m = mask.to(x.dtype)
+    px, py, v = x[..., 0] * m, x[..., 1] * m, x[..., 2] * m
+    ixx, iyy, ixy = (px * px).sum(1), (py * py).sum(1), (px * py).sum(1)
+    angle = 0.5 * torch.atan2(2.0 * ixy, ixx - iyy)
+    half_trace = 0.5 * (ixx + iyy)
+    disc = torch.sqrt((0.5 * (ixx - iyy)) ** 2 + ixy ** 2)
+    lam1, lam2 = half_trace + disc, (half_trace - disc).clamp_min(0.0)
+    ell = torch.where(lam1 > 0, 1.0 - torch.sqrt(lam2 / lam1.clamp_min(1e-30)),
+                      torch.zeros_like(lam1))
+    few = m.sum(1) < 2
+    angle = torch.where(few, torch.zeros_like(angle), angle)
+    ell = torch.where(few, torch.zeros_like(ell), ell)
+    theta = torch.atan2(py, px) - angle[:, None]
+    psi = torch.abs(torch.atan(torch.tan(theta)))
+    feats = torch.stack([v / 1000.0, torch.sqrt(px * px + py * py), psi / (0.5 * np.pi)], -1)
+    return feats * m[..., None], mask, ell[:, None]

@@ -16,7 +16,7 @@ Layout of a bundle directory::
                     richness percentiles), the command that made it, sizes, seed, training
                     seconds and the held-out test metrics
     classifier/     MembershipClassifier.save
-    npe/            NPEDeepSets.save (its M-sigma baseline is npe/msigma.json)
+    npe/            NPEDeepSets.save (its M-sigma baseline is npe/baseline/)
 
 The package ships one bundle, ``pyro_clusters/models/cylinder_default`` (z = 0.117,
 R_ap = 1.6 h^-1 Mpc, v_cut = 2200 km/s), made by::
@@ -34,36 +34,39 @@ occupation for a deeper survey; about 20 minutes on 2 CPU cores at the default s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pyro_clusters import __version__
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.estimators.msigma import MSigmaConfig, fit_on_validation
+from pyro_clusters.estimators import registry
+from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator, fit_on_validation
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.core import simulate_selected
 from pyro_clusters.simulator.priors import FlatLogMassPrior
-from pyro_clusters.training import TrainConfig
+from pyro_clusters.training import RunSize
 
-__all__ = ["FORMAT", "SIZES", "CylinderModel", "default_model_path", "main", "train_bundle"]
+if TYPE_CHECKING:
+    from pyro_clusters.estimators.membership.classifier import MembershipClassifier
+    from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
+
+__all__ = ["FORMAT", "SIZES", "CylinderModel", "default_model_path", "train_bundle"]
 
 FORMAT = "pyro_clusters.cylinder_bundle/1"
 
-#: size -> (train, val, test clusters, max epochs, patience, wall-time budget per network [s]).
 #: "full" is what the shipped default was trained with; "tiny" is for the test suite.
 SIZES = {
-    "tiny": (300, 100, 100, 2, 2, None),
-    "quick": (3000, 600, 600, 12, 4, 70.0),
-    "full": (20000, 4000, 2000, 60, 6, 600.0),
+    "tiny": RunSize(300, 100, 100, max_epochs=2, patience=2),
+    "quick": RunSize(3000, 600, 600, max_epochs=12, patience=4, max_seconds=70.0),
+    "full": RunSize(20000, 4000, 2000, max_epochs=60, patience=6, max_seconds=600.0),
 }
 
 #: percentiles of the training richness (galaxies in the cylinder) stored with a bundle.
@@ -90,14 +93,14 @@ class CylinderModel:
         path: the directory it was loaded from (None when built in memory).
     """
 
-    classifier: object
-    npe: object
+    classifier: MembershipClassifier
+    npe: NPEDeepSets
     trained_on: dict
     info: dict = field(default_factory=dict)
     path: Path | None = None
 
     @property
-    def msigma(self):
+    def msigma(self) -> MSigmaEstimator:
         """The M-sigma baseline the NPE's residual is about."""
         return self.npe.baseline
 
@@ -144,9 +147,6 @@ class CylinderModel:
     def load(cls, path: str | os.PathLike | None = None, device: str | None = None
              ) -> CylinderModel:
         """Load a bundle (default: the one shipped with the package) without retraining."""
-        from pyro_clusters.estimators.membership import MembershipClassifier
-        from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
-
         path = Path(path) if path is not None else default_model_path()
         meta_file = path / "bundle.json"
         if not meta_file.is_file():
@@ -158,8 +158,8 @@ class CylinderModel:
             raise ValueError(f"{path} is not a model bundle (format {meta.get('format')!r})")
         trained_on = meta.pop("trained_on")
         meta.pop("format")
-        return cls(MembershipClassifier.load(path / "classifier", device),
-                   NPEDeepSets.load(path / "npe", device), trained_on, meta, path)
+        return cls(registry.load(path / "classifier", device),
+                   registry.load(path / "npe", device), trained_on, meta, path)
 
 
 def _richness(clusters: ClusterSet) -> dict[str, float]:
@@ -192,15 +192,14 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     """
     from pyro_clusters.diagnostics.posterior import PosteriorSamples
     from pyro_clusters.diagnostics.report import evaluate
-    from pyro_clusters.estimators.membership import MembershipClassifier, MembershipConfig
-    from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
 
     if config.setup != "cylinder":
         raise ValueError("a bundle for real fields needs the cylinder setup (interlopers "
                          f"included), got setup={config.setup!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
-    n_train, n_val, n_test, epochs, patience, budget = SIZES[size]
+    run = SIZES[size]
+    n_train, n_val, n_test = run.n_train, run.n_val, run.n_test
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     prior = FlatLogMassPrior()
@@ -208,7 +207,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         train, val, test = (simulate_selected(n, prior, config, rng)[0]
                             for n in (n_train, n_val, n_test))
     else:
-        from pyro_clusters.catalog.mocks import read_datasets
+        from pyro_clusters.data.splits import read_datasets
 
         caps = None if size == "full" else {"train": n_train, "val": n_val, "test_flat": n_test}
         sets = read_datasets(data, "cylinder", rng, caps, splits=("train", "val", "test_flat"))
@@ -218,14 +217,14 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
             config.observation, aperture=float(a["aperture"]), v_cut=float(a["v_cut"]),
             n_min=int(a["n_min"])))
     sim_seconds = time.perf_counter() - t0
-    tcfg = TrainConfig(batch_size=32, max_epochs=epochs, patience=patience, max_seconds=budget,
-                       seed=seed, device=device, progress=progress)
+    tcfg = run.train_config(seed, device, progress)
 
-    clf = MembershipClassifier(MembershipConfig(train=tcfg)).fit(train, val)
+    clf = registry.build("deepsets_membership", train=tcfg).fit(train, val)
     train, val, test = (clf.annotate(s) for s in (train, val, test))
     msigma, cuts = fit_on_validation(train, val, MSigmaConfig(z=config.z, galaxies="p_member"))
-    npe = NPEDeepSets(NPEConfig(train=tcfg, extra_features=("p_member",),
-                                msigma=msigma.config)).fit(train, val)
+    npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
+                         extra_features=("p_member",))
+    npe = registry.build("npe_deepsets", npe_config).fit(train, val)
 
     t1 = time.perf_counter()
     draws = npe.sample(test, 1000, rng)
@@ -246,62 +245,3 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
             "train_seconds": {"classifier": clf.train_seconds, "npe": npe.train_seconds},
             "test_metrics": test_metrics}
     return CylinderModel(clf, npe, trained_on, info)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pyro_clusters train``: train and save a bundle; returns the exit code."""
-    p = argparse.ArgumentParser(
-        prog="python -m pyro_clusters train",
-        description="Train the classifier + NPE bundle that `python -m pyro_clusters infer` "
-                    "uses, for a cylinder setup (redshift, aperture, velocity window).")
-    p.add_argument("--out", type=Path, required=True, help="bundle directory to write")
-    p.add_argument("--config", type=Path, default=None,
-                   help="simulator configuration JSON (SimulatorConfig.to_json), e.g. another "
-                        "galaxy occupation for a deeper survey; the options below override it")
-    p.add_argument("--z", type=float, default=None, help="cluster redshift (default 0.117)")
-    p.add_argument("--aperture", type=float, default=None,
-                   help="cylinder radius R_ap [physical h^-1 Mpc] (default 1.6)")
-    p.add_argument("--v-cut", type=float, default=None,
-                   help="half-width of the velocity window [km/s] (default 2200)")
-    p.add_argument("--velocity-error", type=float, default=None,
-                   help="Gaussian redshift error per galaxy in the mocks [km/s] (default 0)")
-    p.add_argument("--incompleteness", type=float, default=None,
-                   help="fraction of galaxies without a redshift, at random (default 0)")
-    p.add_argument("--data", type=Path, default=None,
-                   help="train on cylinder datasets made from an N-body catalogue "
-                        "(python -m pyro_clusters.catalog --out DIR) instead of the simulator;"
-                        " z, aperture, v_cut and N_min are then the data's")
-    p.add_argument("--size", choices=sorted(SIZES), default="full")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        base = (SimulatorConfig.from_json(args.config.read_text()) if args.config
-                else SimulatorConfig())
-        obs_changes = {k: v for k, v in (("aperture", args.aperture), ("v_cut", args.v_cut),
-                                         ("velocity_error_kms", args.velocity_error),
-                                         ("incompleteness", args.incompleteness))
-                       if v is not None}
-        config = base.replace(setup="cylinder", z=base.z if args.z is None else args.z,
-                              observation=replace(base.observation, **obs_changes))
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.out.exists() and not (args.out / "bundle.json").is_file():
-        print(f"error: {args.out} exists and is not a model bundle", file=sys.stderr)
-        return 2
-    command = "python -m pyro_clusters train " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    try:
-        model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
-                             command, args.data)
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    model.save(args.out)
-    m = model.info["test_metrics"]
-    print(f"wrote {args.out}: test sigma_eps {m['scatter_dex']:.3f} dex "
-          f"(M-sigma {m['msigma_scatter_dex']:.3f}), HPD max dev {m['hpd_max_abs_dev']:.3f}, "
-          f"TARP max dev {m['tarp_max_abs_dev']:.3f} on {m['n_test']} flat-prior clusters")
-    return 0

@@ -1,0 +1,80 @@
+"""``python -m pyro_clusters catalog``: train/val/test sets from an N-body catalogue.
+
+Usage::
+
+    python -m pyro_clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR
+
+The recipe and the input schema: :mod:`pyro_clusters.catalog.mocks`,
+:mod:`pyro_clusters.catalog.schema`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pyro_clusters import defaults
+from pyro_clusters.catalog.mocks import CatalogMockConfig, build_datasets
+from pyro_clusters.catalog.schema import CatalogError
+from pyro_clusters.data.splits import SPLITS
+from pyro_clusters.simulator.config import ObservationConfig
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = argparse.ArgumentParser(prog="python -m pyro_clusters catalog", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--catalog", type=Path, required=True, help="HDF5 catalogue (the schema)")
+    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True)
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--columns", default=None,
+                   help='JSON renaming, e.g. \'{"halos": {"m200c": "M200c"}}\'')
+    p.add_argument("--log-m-min", type=float, default=defaults.PRIOR_RANGE[0],
+                   help="cluster candidates: log10(M200c / h^-1 Msun) >= this")
+    p.add_argument("--stellar-mass-min", type=float, default=10**9.5,
+                   help="galaxies: M* >= this [h^-1 Msun]")
+    p.add_argument("--density", type=float, default=10**-5.2,
+                   help="flat training mass function [views h^3 Mpc^-3 dex^-1]")
+    p.add_argument("--max-views", type=int, default=64, help="views per halo at most")
+    p.add_argument("--test-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="log-mass range of the natural test set")
+    p.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.1, 0.2),
+                   metavar=("TRAIN", "VAL", "TEST"))
+    p.add_argument("--aperture", type=float, default=defaults.APERTURE,
+                   help="R_ap [physical h^-1 Mpc]")
+    p.add_argument("--v-cut", type=float, default=defaults.V_CUT, help="v_cut [km/s]")
+    p.add_argument("--n-min", type=int, default=defaults.N_MIN,
+                   help="minimum galaxies per view")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="local threads")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (else local)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        obs = ObservationConfig(aperture=args.aperture, v_cut=args.v_cut, n_min=args.n_min)
+        config = CatalogMockConfig(
+            setup=args.setup, log_m_min=args.log_m_min, stellar_mass_min=args.stellar_mass_min,
+            observation=obs, fractions=tuple(args.fractions), density=args.density,
+            max_views=args.max_views,
+            test_range=tuple(args.test_range) if args.test_range else None, seed=args.seed)
+        columns = json.loads(args.columns) if args.columns else None
+        summary = build_datasets(args.catalog, args.out, config, columns=columns,
+                                 workers=args.workers, scheduler=args.scheduler,
+                                 progress=not args.no_progress)
+    except (CatalogError, ValueError, OSError, json.JSONDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name in SPLITS:
+        s = summary[name]
+        print(f"{name}: {s['n_halos']} halos, {s['n_views']} views, {s['n_clusters']} clusters "
+              f"with N >= {args.n_min} -> {s['path']}")
+    return 0

@@ -1,0 +1,281 @@
+"""The skeleton every trained network shares: configure, fit, move, save, load.
+
+A neural model supplies only what differs (as sbi's ``NeuralInference`` and its subclasses):
+
+- :meth:`NeuralModel._prepare` -- constants fitted on the training clusters (feature scaling,
+  targets, baselines) before the network exists;
+- :meth:`NeuralModel._network` -- the ``torch.nn.Module``;
+- :meth:`NeuralModel._inputs`, :meth:`NeuralModel._targets`, :meth:`NeuralModel._batches` --
+  what one batch holds;
+- :meth:`NeuralModel._loss` -- the mean loss of a batch;
+- optionally :meth:`NeuralModel._after_fit`, and :meth:`~pyro_clusters.estimators.base.Model
+  ._state` / ``_restore`` for fitted constants.
+
+The base does the rest in one order for every network: provenance, ``_prepare``, the network
+built under ``torch.manual_seed(train.seed)`` inside ``torch.random.fork_rng`` (the caller's
+global state is untouched), validation batches, :func:`~pyro_clusters.training.train_model`
+(early stopping, checkpoints, NaN guard; dropout draws seeded with ``train.seed + 1``),
+``_after_fit``; and one directory on disk: ``model.json`` (config, constants, what it was
+trained on, training history) + ``weights.pt`` (the ``state_dict``, read with
+``weights_only=True``).
+
+:class:`SetNetwork` adds what the two Deep Sets networks share: the per-galaxy features of
+:mod:`pyro_clusters.features.galaxies`, optional extra galaxy columns, and padded batches grouped
+by set size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.estimators.base import Model, Splits, check_same_setup, provenance
+from pyro_clusters.features.batches import make_batches, pad_features
+from pyro_clusters.features.galaxies import FeatureSpec
+from pyro_clusters.training import TrainConfig, TrainResult, train_model
+
+__all__ = ["NeuralModel", "SetBatch", "SetNetConfig", "SetNetwork"]
+
+
+class NeuralModel(Model):
+    """A model with a trained torch network (see module docstring).
+
+    Its ``config`` must have ``train`` (:class:`~pyro_clusters.training.TrainConfig`) and
+    ``eval_batch_size``.
+
+    Attributes:
+        model: the network (None until fitted or loaded).
+        trained_on: provenance of the training clusters (setup, z, aperture, v_cut, mass range).
+        result: what training did (None after loading).
+        train_seconds: wall time of :meth:`fit` [s].
+    """
+
+    legacy_state_keys: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.config_class()
+        self.model: nn.Module | None = None
+        self.trained_on: dict = {}
+        self.result: TrainResult | None = None
+        self.train_seconds: float | None = None
+
+    @classmethod
+    def configure(cls, train: TrainConfig | None = None, msigma=None):
+        """The default config with the run settings of ``train`` (keeping the model's own
+        batch size)."""
+        config = cls.config_class()
+        if train is not None:
+            config = replace(config, train=replace(train, batch_size=config.train.batch_size))
+        return config
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device of the network."""
+        return torch.device(self.config.train.device)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _prepare(self, splits: Splits) -> Splits:
+        """Fit constants on ``splits.train`` before the network is built; may re-split."""
+        return splits
+
+    def _network(self) -> nn.Module:
+        """The (untrained) network, built from the config and the fitted constants."""
+        raise NotImplementedError
+
+    def _inputs(self, clusters: ClusterSet) -> Any:
+        """The network's input for a set of clusters, computed once per set."""
+        raise NotImplementedError
+
+    def _targets(self, clusters: ClusterSet) -> Any:
+        """Training targets of a set of clusters."""
+        raise NotImplementedError
+
+    def _batches(self, clusters: ClusterSet, inputs: Any, targets: Any, batch_size: int,
+                 rng: np.random.Generator | None) -> Iterator:
+        """Batches for ``_loss``; shuffled with ``rng`` (training), in order without."""
+        raise NotImplementedError
+
+    def _loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """Mean loss of a batch."""
+        raise NotImplementedError
+
+    def _after_fit(self, splits: Splits) -> None:
+        """Run after training, with the best weights restored (calibration steps)."""
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _fit(self, splits: Splits, checkpoint: str | Path | None = None,
+             resume: bool = False) -> None:
+        """Train (``fit(data, checkpoint=FILE, resume=True)`` continues an interrupted run)."""
+        splits.require_val(self.name)
+        t0 = time.perf_counter()
+        cfg = self.config
+        self.trained_on = provenance(splits.train)
+        splits = self._prepare(splits)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            self.model = self._network().to(self.device)
+        train, val = splits.train, splits.val
+        val_batches = list(self._batches(val, self._inputs(val), self._targets(val),
+                                         cfg.eval_batch_size, None))
+        x_train, y_train = self._inputs(train), self._targets(train)  # once, not per epoch
+        with torch.random.fork_rng(devices=[]):  # dropout draws; caller's state untouched
+            torch.manual_seed(cfg.train.seed + 1)
+            self.result = train_model(
+                self.model, self._loss,
+                lambda rng: self._batches(train, x_train, y_train, cfg.train.batch_size, rng),
+                val_batches, cfg.train, checkpoint=checkpoint, resume=resume)
+        self.model.eval()
+        self._after_fit(splits)
+        self.train_seconds = time.perf_counter() - t0
+
+    # -- use --------------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self.model is None:
+            raise RuntimeError(f"fit or load {self.name} first")
+
+    def _check(self, clusters: ClusterSet) -> None:
+        """Fitted, and the clusters come from the setup it was trained on."""
+        self._require_fitted()
+        check_same_setup(self.trained_on, clusters, self.name)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _network_state(self) -> dict:
+        """Fitted constants saved beside the weights (subclass hook)."""
+        return {}
+
+    def _state(self) -> dict:
+        return {"trained_on": self.trained_on, "train_seconds": self.train_seconds,
+                "training": self.result.to_dict() if self.result else None,
+                **self._network_state()}
+
+    def _write_files(self, path: Path) -> None:
+        torch.save(self.model.state_dict(), path / "weights.pt")
+
+    @classmethod
+    def _config_for_device(cls, config: dict | None, device: str | None) -> dict | None:
+        if device is not None:
+            config = {**config, "train": {**config.get("train", {}), "device": device}}
+        return config
+
+    def _restore_network(self, meta: dict, path: Path) -> None:
+        """Restore the fitted constants of :meth:`_network_state` (subclass hook)."""
+
+    def _restore(self, meta: dict, path: Path, device: str | None) -> None:
+        self.trained_on = meta["trained_on"]
+        self.train_seconds = meta.get("train_seconds")
+        self._restore_network(meta, path)
+        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+        for old, new in self.legacy_state_keys.items():  # models saved in format version 1
+            state = {(new + k[len(old):] if k.startswith(old) else k): v
+                     for k, v in state.items()}
+        self.model = self._network()
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
+
+
+@dataclass(frozen=True)
+class SetNetConfig:
+    """Settings every Deep Sets network shares.
+
+    Attributes:
+        hidden: width of the Deep Sets MLPs and per-galaxy latents.
+        context: width of the context vector.
+        blocks: stacked Deep Sets blocks (3 in Wang, Thiele & Ho 2026, arXiv:2606.12938).
+        train: optimisation settings (batch 32: larger batches give too few steps per epoch
+            for a few thousand clusters).
+        eval_batch_size: clusters per batch at inference.
+    """
+
+    hidden: int = 64
+    context: int = 32
+    blocks: int = 3
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
+    eval_batch_size: int = 512
+
+
+@dataclass
+class SetBatch:
+    """A padded batch of clusters on the network's device.
+
+    Attributes:
+        x: (B, N, F) standardised galaxy features, zeros at padding.
+        mask: (B, N) bool, True for real galaxies.
+        g: (B, G) standardised global features.
+        y: the batch's targets (empty at inference).
+    """
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    g: torch.Tensor
+    y: torch.Tensor
+
+
+class SetNetwork(NeuralModel):
+    """A Deep Sets network on per-galaxy features (see module docstring).
+
+    Attributes:
+        features: names and standardisation constants of its features.
+    """
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.features: FeatureSpec | None = None
+
+    @property
+    def extra_features(self) -> tuple[str, ...]:
+        """Galaxy columns appended to the per-galaxy features."""
+        return tuple(getattr(self.config, "extra_features", ()))
+
+    def _extra(self, clusters: ClusterSet) -> dict[str, np.ndarray]:
+        missing = [n for n in self.extra_features if n not in clusters.galaxies]
+        if missing:
+            raise ValueError(f"the model uses galaxy feature(s) {missing} that these clusters do "
+                             "not have (for classifier probabilities: "
+                             "MembershipClassifier.annotate)")
+        return {n: clusters.galaxies[n] for n in self.extra_features}
+
+    def _prepare(self, splits: Splits) -> Splits:
+        self.features = FeatureSpec.fit(splits.train, self._extra(splits.train))
+        return splits
+
+    def _inputs(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (galaxy (n_galaxies, F), global (n_clusters, G)) features."""
+        return self.features.transform(clusters, self._extra(clusters))
+
+    def _batch_targets(self, clusters: ClusterSet, targets: Any, index: np.ndarray
+                       ) -> np.ndarray:
+        """The targets of clusters ``index`` as one array (subclass hook)."""
+        raise NotImplementedError
+
+    def _batches(self, clusters: ClusterSet, inputs: tuple, targets: Any, batch_size: int,
+                 rng: np.random.Generator | None) -> Iterator[SetBatch]:
+        for _, batch in self._indexed_batches(clusters, inputs, targets, batch_size, rng):
+            yield batch
+
+    def _indexed_batches(self, clusters: ClusterSet, inputs: tuple | None, targets: Any,
+                         batch_size: int, rng: np.random.Generator | None = None
+                         ) -> Iterable[tuple[np.ndarray, SetBatch]]:
+        """(cluster index, batch) pairs, grouped by set size; targets None at inference."""
+        gal, glob = inputs if inputs is not None else self._inputs(clusters)
+        dev = self.device
+        for index in make_batches(clusters.n_gal, batch_size, rng):
+            pb = pad_features(gal, glob, clusters.offsets, index)
+            y = (torch.from_numpy(self._batch_targets(clusters, targets, index)).to(dev)
+                 if targets is not None else torch.empty(0))
+            yield index, SetBatch(torch.from_numpy(pb.x).to(dev),
+                                  torch.from_numpy(pb.mask).to(dev),
+                                  torch.from_numpy(pb.g).to(dev), y)
+
+    def _network_state(self) -> dict:
+        return {"features": self.features.to_dict()}
+
+    def _restore_network(self, meta: dict, path: Path) -> None:
+        self.features = FeatureSpec(**meta["features"])

@@ -1,0 +1,273 @@
+r"""The posterior mass of an observed cluster (the logic of ``python -m pyro_clusters infer``).
+
+The cylinder of a redshift table (:func:`pyro_clusters.realfield.table.observe_field`, the
+model's own aperture and velocity window) goes through a model bundle
+(:class:`~pyro_clusters.realfield.bundle.CylinderModel`): the classifier gives each galaxy a
+membership probability, the NPE posterior draws of log10(M200c / h^-1 Msun). Kodi Ramanah et
+al. 2020 (arXiv:2003.05951) section 6 and Ho et al. 2022 (arXiv:2206.14834) apply the same kind
+of model to Coma and other nearby clusters.
+
+Prior: ``flat`` (default) is the training prior, uniform in log M over the training range, so
+the posterior is proportional to the likelihood there; ``hmf`` re-weights it to the halo mass
+function at the cluster's redshift over the same range, the calibrated posterior for a cluster
+drawn at random from the Universe. Either way the flow's draws go through
+:class:`~pyro_clusters.estimators.prior.PriorReweighted` (sampling-importance-resampling with
+weight prior / flat), which also rejects the draws the flow puts outside the prior's range
+("leakage", reported in the summary).
+
+Mismatch with the training set is reported, not hidden (:func:`mismatch_warnings`): redshift
+far from the training redshift, richness outside the training range, a table that does not
+cover the aperture or the velocity window, a posterior pressed against the edge of the training
+prior. Subsampling draws K random subsets of N galaxies and mixes their posteriors in equal
+parts (for fields richer than any training cluster, e.g. a deeper survey).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyro_clusters import defaults
+from pyro_clusters.cosmology import get_cosmology
+from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.realfield.table import FieldObservation, ObservationError
+
+__all__ = ["ClusterPosterior", "infer_cluster", "mismatch_warnings", "subsample_sets"]
+
+#: |z - z_train| above max(DZ_ABS, DZ_REL * z_train) is reported as a redshift mismatch.
+DZ_ABS, DZ_REL = 0.02, 0.2
+#: percentiles reported, in per cent.
+PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
+#: flow draws per returned draw (sampling-importance-resampling onto the prior).
+OVERSAMPLE = 4
+#: fraction of flow draws outside the prior range above which a warning is given.
+LEAKAGE_WARN = 0.05
+
+
+@dataclass
+class ClusterPosterior:
+    """Result of :func:`infer_cluster`.
+
+    Attributes:
+        observation: the cylinder as the model saw it.
+        p_member: classifier membership probability of each galaxy in the cylinder, (n_gal,).
+        draws: posterior draws of log10(M200c / h^-1 Msun), (n_draws,).
+        msigma: the M-sigma baseline on the same galaxies: ``sigma_v`` [km/s] of classifier
+            members, ``log_m`` point estimate, ``scatter_dex``.
+        warnings: mismatch messages (empty when the observation is like the training data).
+        settings: prior, subsampling, seed, draws.
+        summary: percentiles and everything ``summary.json`` holds.
+    """
+
+    observation: FieldObservation
+    p_member: np.ndarray
+    draws: np.ndarray
+    msigma: dict
+    warnings: list[str]
+    settings: dict
+    summary: dict = field(default_factory=dict)
+
+
+def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | None = None
+                      ) -> list[str]:
+    """Ways the observation differs from what the model was trained on, each with a remedy.
+
+    Args:
+        obs: the observed cylinder.
+        trained_on: the bundle's ``trained_on`` (z, aperture, v_cut, richness percentiles).
+        n_used: galaxies per posterior after subsampling (default: all of the cylinder's).
+
+    Returns:
+        messages (empty if none applies).
+    """
+    out = []
+    z, z_train = obs.center[2], trained_on["z"]
+    retrain = (f"python -m pyro_clusters train --z {z:.4g} --aperture {trained_on['aperture']}"
+               f" --v-cut {trained_on['v_cut']:g} --out DIR (about 20 min on 2 CPU cores), "
+               "then --model DIR")
+    if abs(z - z_train) > max(DZ_ABS, DZ_REL * z_train):
+        out.append(f"redshift {z:.4g} is far from the training redshift {z_train:.4g}: the "
+                   "aperture in h^-1 Mpc covers a different part of the cluster's "
+                   f"galaxy population than in training; train a model for it: {retrain}")
+    r = trained_on["richness"]
+    lo, hi = float(r["1"]), float(r["99"])
+    n = obs.n_gal if n_used is None else n_used
+    if n > hi:
+        out.append(f"{n} galaxies in the cylinder, more than 99 % of training clusters "
+                   f"({hi:.0f}); a deeper survey than the mocks' galaxy selection? "
+                   f"--subsample auto uses random subsets of {int(hi)} galaxies")
+    elif n < lo:
+        out.append(f"{n} galaxies in the cylinder, fewer than 99 % of training clusters "
+                   f"({lo:.0f}): a shallow or incomplete survey; the posterior is wide and "
+                   "the model has seen few such clusters")
+    aperture, v_cut = trained_on["aperture"], trained_on["v_cut"]
+    if obs.coverage_radius < 0.95 * aperture:
+        out.append(f"the table reaches only {obs.coverage_radius:.2f} h^-1 Mpc from the centre "
+                   f"(inside the velocity window) but the model's aperture is {aperture} h^-1 "
+                   "Mpc: the outer cylinder is missing, so richness and interloper fraction "
+                   f"differ from training; use a wider table or train with --aperture "
+                   f"{obs.coverage_radius:.2f}")
+    vmin, vmax = obs.velocity_span
+    if obs.n_gal >= 30 and (vmin > -0.75 * v_cut or vmax < 0.75 * v_cut):
+        out.append(f"inside the aperture the table spans only v_los = {vmin:.0f} .. {vmax:.0f} "
+                   f"km/s of the model's +-{v_cut:g} km/s window: a pre-selected member list? "
+                   "The model expects every galaxy in the window, interlopers included")
+    return out
+
+
+def _edge_warning(draws: np.ndarray, log_m_range: tuple[float, float]) -> str | None:
+    lo, hi = log_m_range
+    p_lo, p_hi = np.percentile(draws, [2.5, 97.5])
+    if p_lo < lo + 0.05 or p_hi > hi - 0.05:
+        side = "lower" if p_lo < lo + 0.05 else "upper"
+        return (f"the posterior reaches the {side} edge of the training range "
+                f"[{lo:.2f}, {hi:.2f}]; the mass may lie outside it and the posterior is "
+                "truncated there")
+    return None
+
+
+def subsample_sets(clusters: ClusterSet, n: int, k: int, rng: np.random.Generator
+                   ) -> tuple[ClusterSet, np.ndarray]:
+    """K random subsets of n galaxies of a one-cluster set, as a K-cluster set.
+
+    Returns:
+        (the set, galaxy rows of the original cluster in each subset, (k, n)).
+    """
+    total = int(clusters.n_gal[0])
+    if not 2 <= n < total:
+        raise ValueError(f"subsample size must be in [2, {total}), got {n}")
+    rows = np.stack([np.sort(rng.choice(total, n, replace=False)) for _ in range(k)])
+    galaxies = {c: v[rows.ravel()] for c, v in clusters.galaxies.items()}
+    return ClusterSet({"n_gal": np.full(k, n)}, galaxies, np.arange(k + 1) * n,
+                      dict(clusters.attrs)), rows
+
+
+def _percentiles(draws: np.ndarray) -> dict[str, float]:
+    q = np.percentile(draws, PERCENTILES)
+    out = {f"p{p:g}": float(v) for p, v in zip(PERCENTILES, q, strict=True)}
+    out.update(median=out.pop("p50"), mean=float(draws.mean()), std=float(draws.std()))
+    return out
+
+
+def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int = 0,
+                  prior: str = "flat", subsample: int | str | None = None,
+                  n_subsamples: int = 20) -> ClusterPosterior:
+    """Posterior of log10 M200c for an observed cylinder.
+
+    Args:
+        obs: the cylinder (:func:`pyro_clusters.realfield.table.observe_field` with the
+            model's aperture and v_cut).
+        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
+        n_draws: posterior draws.
+        seed: seed of the flow's draws and of subsampling.
+        prior: ``flat`` (training prior) or ``hmf`` (halo mass function at the cluster's z).
+        subsample: galaxies per random subset, ``"auto"`` (the 99th percentile of the training
+            richness, if the cylinder has more), or None (all galaxies).
+        n_subsamples: subsets whose posteriors are mixed in equal parts.
+
+    Returns:
+        :class:`ClusterPosterior`.
+
+    Raises:
+        ObservationError: fewer galaxies than the model's N_min, or a bad option.
+    """
+    from pyro_clusters.estimators.prior import PriorReweighted
+    from pyro_clusters.features.dispersion import velocity_dispersion
+    from pyro_clusters.simulator.priors import HaloMassFunctionSampler
+
+    trained_on = model.trained_on
+    n_min = int(trained_on.get("n_min", defaults.N_MIN))
+    if obs.n_gal < n_min:
+        raise ObservationError(
+            f"only {obs.n_gal} galaxies in the cylinder (R <= {trained_on['aperture']} h^-1 "
+            f"Mpc, |v_los| <= {trained_on['v_cut']:g} km/s); the model needs at least {n_min} "
+            "(N_min of its training clusters)")
+    if prior not in ("flat", "hmf"):
+        raise ObservationError(f"prior must be 'flat' or 'hmf', got {prior!r}")
+    if n_draws < 2 or n_subsamples < 1:
+        raise ObservationError("need at least 2 draws and 1 subsample")
+    rng = np.random.default_rng(seed)
+    notes = []
+    if subsample == "auto":
+        cap = int(model.richness_range[1])
+        subsample = cap if obs.n_gal > cap else None
+        if subsample is None:
+            notes.append(f"--subsample auto: {obs.n_gal} galaxies are within the training "
+                         f"richness (99th percentile {cap}); no subsampling")
+    elif subsample is not None:
+        subsample = int(subsample)
+        if not n_min <= subsample < obs.n_gal:
+            raise ObservationError(f"--subsample must be in [{n_min}, {obs.n_gal}) for this "
+                                   f"cylinder of {obs.n_gal} galaxies, got {subsample}")
+    annotated = model.annotate(obs.clusters)
+    p_member = annotated.galaxies["p_member"].astype(np.float64)
+    lo, hi = trained_on.get("prior_range", trained_on["log_m_range"])
+    if prior == "hmf":
+        new_prior = HaloMassFunctionSampler(lo, hi, z=obs.center[2])
+    else:  # the training prior: flat, zero outside its range
+        def new_prior(x):
+            return ((x >= lo) & (x <= hi)).astype(np.float64)
+    if subsample is None:
+        sets, k = annotated, 1
+    else:
+        sets, _ = subsample_sets(obs.clusters, subsample, n_subsamples, rng)
+        sets, k = model.annotate(sets), n_subsamples
+    per = -(-n_draws // k)
+    try:
+        res = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE).sample_with_info(
+            sets, per, rng)  # (k, per)
+    except ValueError as err:
+        raise ObservationError(
+            f"the posterior lies entirely outside the model's prior range [{lo}, {hi}] in "
+            f"log10 M ({err}): this cluster is outside what the model was trained on") from None
+    leakage = res.info["zero_weight_fraction"]
+    draws = rng.permutation(res.draws.ravel())[:n_draws]
+    threshold = model.classifier.config.threshold
+    members = p_member > threshold
+    sigma_v = float(velocity_dispersion(obs.clusters, members)[0])
+    msig = {"sigma_v_kms": sigma_v, "n_members": int(members.sum()),
+            "log_m": float(model.msigma.predict(annotated)[0]),
+            "scatter_dex": float(model.msigma.scatter_dex)}
+    warn = mismatch_warnings(obs, trained_on, subsample)
+    edge = _edge_warning(draws, (lo, hi))
+    if edge:
+        warn.append(edge)
+    if leakage > LEAKAGE_WARN:
+        warn.append(f"{100 * leakage:.0f} % of the flow's draws fell outside the prior range "
+                    f"[{lo}, {hi}] and were rejected: the cluster is at the edge of, or "
+                    "outside, what the model was trained on")
+    settings = {"prior": prior, "subsample": subsample, "n_subsamples": n_subsamples
+                if subsample else None, "seed": seed, "n_draws": int(draws.size),
+                "leakage_fraction": leakage, "notes": notes}
+    post = ClusterPosterior(obs, p_member, draws, msig, warn, settings)
+    post.summary = _summary(post, model)
+    return post
+
+
+def _summary(post: ClusterPosterior, model) -> dict:
+    h = float(get_cosmology().h)
+    obs = post.observation
+    pct = _percentiles(post.draws)
+    m14 = {k: 10.0 ** (v - 14.0) for k, v in pct.items() if k not in ("mean", "std")}
+    return {
+        "center": {"ra_deg": obs.center[0], "dec_deg": obs.center[1], "z": obs.center[2]},
+        "log10_M200c_hinv_Msun": pct,
+        "M200c_1e14_hinv_Msun": m14,
+        "M200c_1e14_Msun": {k: v / h for k, v in m14.items()},
+        "h": h,
+        "n_table_rows": obs.n_rows,
+        "n_rows_dropped_missing": obs.n_dropped,
+        "n_table_galaxies": obs.n_table,
+        "n_galaxies_in_cylinder": obs.n_gal,
+        "n_members_classifier": int((post.p_member > model.classifier.config.threshold).sum()),
+        "sum_p_member": float(post.p_member.sum()),
+        "msigma": post.msigma,
+        "warnings": post.warnings,
+        "settings": post.settings,
+        "coverage_radius_hinv_Mpc": obs.coverage_radius,
+        "velocity_span_kms": list(obs.velocity_span),
+        "model": {"path": str(model.path) if model.path else None,
+                  "trained_on": model.trained_on, "command": model.info.get("command"),
+                  "test_metrics": model.info.get("test_metrics")},
+    }
