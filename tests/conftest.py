@@ -1,13 +1,15 @@
+from functools import lru_cache
+
 import numpy as np
 import pytest
 
+from pyro_clusters.diagnostics.realism import MockSets
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,
     SimulatorConfig,
     simulate_selected,
 )
-from pyro_clusters.diagnostics.realism import MockSets
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +18,28 @@ def _seed_torch():
     import torch
 
     torch.manual_seed(0)
+
+
+@lru_cache(maxsize=None)
+def _simulated(setup: str, sizes: tuple[int, ...], seed: int, lo: float, hi: float,
+               config_json: str | None):
+    rng = np.random.default_rng(seed)
+    cfg = (SimulatorConfig.from_json(config_json) if config_json is not None
+           else SimulatorConfig(setup=setup))
+    return tuple(simulate_selected(n, FlatLogMassPrior(lo, hi), cfg, rng)[0] for n in sizes)
+
+
+@pytest.fixture(scope="session")
+def simulated():
+    """``simulated(setup, sizes, seed, mass_range=(13.5, 15.5), config=None)``: sets of clusters
+    from the flat prior, drawn one after the other from ``default_rng(seed)``; each distinct
+    request is simulated once per session. Treat them as read-only (``select`` copies)."""
+
+    def make(setup: str, sizes, seed: int, mass_range=(13.5, 15.5), config=None):
+        return _simulated(setup, tuple(sizes), seed, *mass_range,
+                          config.to_json() if config is not None else None)
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from pyro_clusters.catalog.mocks import (
     build_datasets,
     observe_sightlines,
 )
-from pyro_clusters.cli.catalog import main as catalog_main
 from pyro_clusters.catalog.sightlines import (
     AXES,
     Sightlines,
@@ -29,6 +28,7 @@ from pyro_clusters.catalog.sightlines import (
 )
 from pyro_clusters.catalog.synthetic import main as synthetic_main
 from pyro_clusters.catalog.synthetic import synthetic_catalog
+from pyro_clusters.cli.catalog import main as catalog_main
 from pyro_clusters.data import read_dataset
 
 BOX = 120.0

@@ -3,15 +3,13 @@
 import numpy as np
 import pytest
 
-from pyro_clusters.estimators.membership.caustic import _run, caustic_members
 from pyro_clusters.diagnostics import classification_metrics
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.estimators.membership.caustic import _run, caustic_members
 
 
 @pytest.fixture(scope="module")
-def clusters():
-    rng = np.random.default_rng(0)
-    return simulate_selected(3, FlatLogMassPrior(14.3, 15.0), SimulatorConfig(), rng)[0]
+def clusters(simulated):
+    return simulated("cylinder", (3,), seed=0, mass_range=(14.3, 15.0))[0]
 
 
 def test_causticsnupy_sees_our_phase_space(clusters):

@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pyro_clusters.data import ClusterDataset
 from pyro_clusters.cli.simulate import main
+from pyro_clusters.data import ClusterDataset
 
 
 def test_same_seed_same_file_for_any_worker_count(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pyro_clusters.__main__ import main as cli
+from pyro_clusters.realfield.bundle import CylinderModel, default_model_path, train_bundle
 from pyro_clusters.realfield.inference import infer_cluster, mismatch_warnings, subsample_sets
 from pyro_clusters.realfield.table import (
     ObservationError,
@@ -14,7 +15,6 @@ from pyro_clusters.realfield.table import (
     read_redshift_table,
     write_redshift_table,
 )
-from pyro_clusters.realfield.bundle import CylinderModel, default_model_path, train_bundle
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,

@@ -15,15 +15,15 @@ from pyro_clusters.estimators.jeans_exact import (
     cluster_model,
     satellites,
 )
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.simulator import SimulatorConfig
 
 CFG = SimulatorConfig.spherical()
 FAST = JeansExactConfig(warmup=100, samples=150)
 
 
 @pytest.fixture(scope="module")
-def clusters():
-    return simulate_selected(4, FlatLogMassPrior(13.8, 15.0), CFG, np.random.default_rng(5))[0]
+def clusters(simulated):
+    return simulated("idealized", (4,), seed=5, mass_range=(13.8, 15.0), config=CFG)[0]
 
 
 def test_satellites_drop_the_central(clusters):

@@ -20,10 +20,8 @@ from pyro_clusters.training import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def sets():
-    rng = np.random.default_rng(21)
-    cfg = SimulatorConfig(setup="cylinder")
-    return [simulate_selected(n, FlatLogMassPrior(), cfg, rng)[0] for n in (400, 200, 60)]
+def sets(simulated):
+    return simulated("cylinder", (400, 200, 60), seed=21)
 
 
 def _brute(R, v, spec, grids):

@@ -9,7 +9,6 @@ from pyro_clusters.diagnostics.classification import (
     roc_pr_curves,
 )
 from pyro_clusters.estimators.membership.classifier import MembershipClassifier, MembershipConfig
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import TrainConfig
 
 
@@ -51,11 +50,8 @@ def test_roc_and_pr_curves_against_a_brute_force_sweep():
 
 
 @pytest.fixture(scope="module")
-def cylinder_sets():
-    rng = np.random.default_rng(4)
-    cfg = SimulatorConfig(setup="cylinder")
-    flat = FlatLogMassPrior(13.8, 14.8)
-    return tuple(simulate_selected(n, flat, cfg, rng)[0] for n in (400, 100, 150))
+def cylinder_sets(simulated):
+    return simulated("cylinder", (400, 100, 150), seed=4, mass_range=(13.8, 14.8))
 
 
 @pytest.fixture(scope="module")

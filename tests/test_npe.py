@@ -8,7 +8,6 @@ from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import NPEConfig, NPEDeepSets, PriorReweighted, resample_weighted
 from pyro_clusters.features import FeatureSpec, ellipse_fit, galaxy_features, make_batches
 from pyro_clusters.nets import DeepSetsEncoder
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import TrainConfig, train_model
 
 
@@ -90,11 +89,9 @@ def test_deepsets_gradients_reach_every_parameter(encoder):
 
 
 @pytest.fixture(scope="module")
-def small_sets():
-    rng = np.random.default_rng(3)
-    cfg = SimulatorConfig(setup="idealized")
-    flat = FlatLogMassPrior(14.0, 15.0)  # smaller sets keep the test fast
-    return tuple(simulate_selected(n, flat, cfg, rng)[0] for n in (300, 80, 40))
+def small_sets(simulated):
+    # a narrow mass range and small sets keep the test fast
+    return simulated("idealized", (300, 80, 40), seed=3, mass_range=(14.0, 15.0))
 
 
 def tiny_config(**train):

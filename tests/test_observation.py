@@ -11,14 +11,11 @@ from pyro_clusters.realfield.table import (
     read_redshift_table,
     write_redshift_table,
 )
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 
 
 @pytest.fixture(scope="module")
-def clusters():
-    rng = np.random.default_rng(7)
-    return simulate_selected(4, FlatLogMassPrior(14.0, 15.0), SimulatorConfig(setup="cylinder"),
-                             rng)[0]
+def clusters(simulated):
+    return simulated("cylinder", (4,), seed=7, mass_range=(14.0, 15.0))[0]
 
 
 @pytest.mark.parametrize("center", [(150.0, 30.0, 0.117), (0.05, -12.0, 0.117),

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from pyro_clusters.cli.report import main as report_main
 from pyro_clusters.diagnostics import (
     PosteriorSamples,
     save_posterior,
@@ -14,7 +15,6 @@ from pyro_clusters.diagnostics import (
     write_report,
 )
 from pyro_clusters.estimators import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.cli.report import main as report_main
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,

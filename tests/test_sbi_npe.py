@@ -14,17 +14,14 @@ from pyro_clusters.estimators.sbi_npe import (
     clusters_to_x,
     npe_deepsets_builder,
 )
-from pyro_clusters.features import galaxy_features
-from pyro_clusters.features import set_features
+from pyro_clusters.features import galaxy_features, set_features
 from pyro_clusters.nets.set_embedding import DeepSetsEmbedding
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.simulator import FlatLogMassPrior
 
 
 @pytest.fixture(scope="module")
-def sets():
-    rng = np.random.default_rng(31)
-    cfg = SimulatorConfig(setup="idealized")
-    return [simulate_selected(n, FlatLogMassPrior(), cfg, rng)[0] for n in (600, 150, 80)]
+def sets(simulated):
+    return simulated("idealized", (600, 150, 80), seed=31)
 
 
 def test_torch_features_equal_numpy_features(sets):

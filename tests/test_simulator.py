@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from pyro_clusters.features.dispersion import velocity_dispersion
 from pyro_clusters.data.clusters import GALAXY_SOURCES
+from pyro_clusters.features.dispersion import velocity_dispersion
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,

@@ -56,22 +56,20 @@ from pyro_clusters.catalog.sightlines import (
     sky_basis,
     split_halos,
 )
-from pyro_clusters.cosmology import (
-    C_KMS,
-    colossus_cosmology,
-    distance_table,
-    los_velocity,
-    r200c,
-)
+from pyro_clusters.cosmology import C_KMS, colossus_cosmology, distance_table, los_velocity, r200c
 from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
 from pyro_clusters.data.hdf5 import DatasetWriter
 from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 
-__all__ = ["CatalogBox", "CatalogMockConfig", "build_datasets", "observe_sightlines",
-           "plot_mass_functions"]
+__all__ = ["FLAT_DENSITY", "STELLAR_MASS_MIN", "CatalogBox", "CatalogMockConfig",
+           "build_datasets", "observe_sightlines", "plot_mass_functions"]
 
+#: galaxy selection of Ho et al. 2019 (arXiv:1902.05950): M* >= this [h^-1 Msun].
+STELLAR_MASS_MIN = 10**9.5
+#: views per volume and dex of the flat training mass function [h^3 Mpc^-3 dex^-1] (ibid.).
+FLAT_DENSITY = 10**-5.2
 
 
 @dataclass(frozen=True)
@@ -98,10 +96,10 @@ class CatalogMockConfig:
 
     setup: Literal["idealized", "cylinder"] = "cylinder"
     log_m_min: float = 13.5
-    stellar_mass_min: float = 10**9.5
+    stellar_mass_min: float = STELLAR_MASS_MIN
     observation: ObservationConfig = field(default_factory=ObservationConfig)
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
-    density: float = 10**-5.2
+    density: float = FLAT_DENSITY
     bin_width: float = 0.1
     max_views: int = 64
     test_range: tuple[float, float] | None = None

@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 from pyro_clusters import defaults
-from pyro_clusters.catalog.mocks import CatalogMockConfig, build_datasets
+from pyro_clusters.catalog.mocks import (
+    FLAT_DENSITY,
+    STELLAR_MASS_MIN,
+    CatalogMockConfig,
+    build_datasets,
+)
 from pyro_clusters.catalog.schema import CatalogError
 from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig
@@ -35,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='JSON renaming, e.g. \'{"halos": {"m200c": "M200c"}}\'')
     p.add_argument("--log-m-min", type=float, default=defaults.PRIOR_RANGE[0],
                    help="cluster candidates: log10(M200c / h^-1 Msun) >= this")
-    p.add_argument("--stellar-mass-min", type=float, default=10**9.5,
+    p.add_argument("--stellar-mass-min", type=float, default=STELLAR_MASS_MIN,
                    help="galaxies: M* >= this [h^-1 Msun]")
-    p.add_argument("--density", type=float, default=10**-5.2,
+    p.add_argument("--density", type=float, default=FLAT_DENSITY,
                    help="flat training mass function [views h^3 Mpc^-3 dex^-1]")
     p.add_argument("--max-views", type=int, default=64, help="views per halo at most")
     p.add_argument("--test-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),

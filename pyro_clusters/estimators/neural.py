@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -201,16 +201,9 @@ class SetNetConfig:
     eval_batch_size: int = 512
 
 
-@dataclass
-class SetBatch:
-    """A padded batch of clusters on the network's device.
-
-    Attributes:
-        x: (B, N, F) standardised galaxy features, zeros at padding.
-        mask: (B, N) bool, True for real galaxies.
-        g: (B, G) standardised global features.
-        y: the batch's targets (empty at inference).
-    """
+class SetBatch(NamedTuple):
+    """A :class:`~pyro_clusters.features.batches.PaddedBatch` as tensors on the network's
+    device, with the batch's targets ``y`` (empty at inference) in place of its index."""
 
     x: torch.Tensor
     mask: torch.Tensor
@@ -221,9 +214,14 @@ class SetBatch:
 class SetNetwork(NeuralModel):
     """A Deep Sets network on per-galaxy features (see module docstring).
 
+    Class attribute ``network_class``: the module, built as ``network_class(n_galaxy_features,
+    n_global_features, config)``.
+
     Attributes:
         features: names and standardisation constants of its features.
     """
+
+    network_class: ClassVar[type[nn.Module]]
 
     def __init__(self, config: Any = None):
         super().__init__(config)
@@ -245,6 +243,10 @@ class SetNetwork(NeuralModel):
     def _prepare(self, splits: Splits) -> Splits:
         self.features = FeatureSpec.fit(splits.train, self._extra(splits.train))
         return splits
+
+    def _network(self) -> nn.Module:
+        return self.network_class(len(self.features.galaxy), len(self.features.global_),
+                                  self.config)
 
     def _inputs(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
         """Standardised (galaxy (n_galaxies, F), global (n_clusters, G)) features."""

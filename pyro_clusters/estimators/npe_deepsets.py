@@ -78,6 +78,7 @@ class NPEDeepSets(SetNetwork, Estimator):
 
     name = "npe_deepsets"
     config_class = NPEConfig
+    network_class = ResidualFlow
     format = "pyro_clusters.npe_deepsets/2"
     legacy_formats = ("pyro_clusters.npe_deepsets/1",)
     legacy_state_keys = {"transform.": "flow.transform.", "base_loc": "flow.base_loc",
@@ -101,9 +102,6 @@ class NPEDeepSets(SetNetwork, Estimator):
         r_train = splits.train.log_m - self.baseline.predict(splits.train)
         self.r_mean, self.r_std = float(r_train.mean()), float(r_train.std())
         return super()._prepare(splits)
-
-    def _network(self) -> ResidualFlow:
-        return ResidualFlow(len(self.features.galaxy), len(self.features.global_), self.config)
 
     def _targets(self, clusters: ClusterSet) -> np.ndarray:
         """Standardised residuals about the baseline, (n_clusters,) float32."""

@@ -56,14 +56,11 @@ class MembershipNet(nn.Module):
 
 
 class MembershipClassifier(SetNetwork):
-    """Per-galaxy membership probabilities for observed clusters (see module docstring).
-
-    Args:
-        config: architecture, threshold and training settings.
-    """
+    """Per-galaxy membership probabilities (module docstring); ``config``: a MembershipConfig."""
 
     name = "deepsets_membership"
     config_class = MembershipConfig
+    network_class = MembershipNet
     format = "pyro_clusters.membership/2"
     legacy_formats = ("pyro_clusters.membership/1",)
 
@@ -73,9 +70,6 @@ class MembershipClassifier(SetNetwork):
             if "member" not in cs.galaxies:
                 raise ValueError(f"the {name} clusters have no 'member' column to learn from")
         return super()._prepare(splits)
-
-    def _network(self) -> MembershipNet:
-        return MembershipNet(len(self.features.galaxy), len(self.features.global_), self.config)
 
     def _targets(self, clusters: ClusterSet) -> np.ndarray:
         """True membership of every galaxy, (n_galaxies,) float32."""
