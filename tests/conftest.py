@@ -1,4 +1,4 @@
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ def _seed_torch():
     torch.manual_seed(0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _simulated(setup: str, sizes: tuple[int, ...], seed: int, lo: float, hi: float,
                config_json: str | None):
     rng = np.random.default_rng(seed)

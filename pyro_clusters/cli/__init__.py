@@ -1,5 +1,6 @@
-"""The package's commands, ``python -m pyro_clusters COMMAND``: thin layers that parse, call one
-library function and print.
+"""The package's commands, ``python -m pyro_clusters COMMAND``.
+
+Thin layers that parse, call one library function and print:
 
 infer     posterior mass of an observed cluster from a redshift table
 train     train the classifier + NPE bundle that ``infer`` uses

@@ -158,9 +158,11 @@ class Model(ABC):
 
     @classmethod
     def configure(cls, train=None, msigma=None):
-        """A config for a run: ``train`` (a :class:`~pyro_clusters.training.TrainConfig` of
-        epochs, patience, seed, device, progress, budget) and ``msigma`` (the M-sigma
-        configuration) go where the model uses them; the rest keeps its defaults.
+        """A config for a run, the rest kept at its defaults.
+
+        ``train`` (a :class:`~pyro_clusters.training.TrainConfig` of epochs, patience, seed,
+        device, progress, budget) and ``msigma`` (the M-sigma configuration) go where the model
+        uses them.
         """
         return cls.config_class() if cls.config_class is not None else None
 
@@ -189,13 +191,13 @@ class Model(ABC):
         """JSON-serialisable fitted state written to ``model.json`` (besides the config)."""
         return {}
 
-    def _restore(self, meta: dict, path: Path, device: str | None) -> None:
+    def _restore(self, meta: dict, path: Path, device: str | None) -> None:  # noqa: B027
         """Restore what :meth:`_state` and :meth:`_write_files` saved (subclass hook)."""
 
-    def _write_files(self, path: Path) -> None:
+    def _write_files(self, path: Path) -> None:  # noqa: B027
         """Write files besides ``model.json`` (weights, nested models)."""
 
-    def _require_fitted(self) -> None:
+    def _require_fitted(self) -> None:  # noqa: B027
         """Raise ``RuntimeError`` if there is nothing to save or use yet."""
 
     def _config_dict(self) -> dict | None:
@@ -263,7 +265,7 @@ class Estimator(Model):
         return SampleResult(self.sample(clusters, n, rng))
 
     def log_prob(self, clusters: ClusterSet, grid: np.ndarray) -> np.ndarray:
-        """log p(log10 M | x) on a grid of log10 M, (n_clusters, len(grid)) [per dex].
+        """Log-density of log10 M on a grid, (n_clusters, len(grid)) [per dex].
 
         Only estimators with a posterior density implement it (:attr:`has_density`).
         """

@@ -97,9 +97,11 @@ class _ImageEstimator(NeuralModel, Estimator):
 
     # -- training hooks -------------------------------------------------------------------
     def _prepare(self, splits: Splits) -> Splits:
-        """Image spec and target scaling; without a calibration set (where one is needed) the
-        second half of ``val`` (split with the training seed) calibrates and the first half
-        stops early."""
+        """Image spec and target scaling.
+
+        Without a calibration set (where one is needed) the second half of ``val`` (split with
+        the training seed) calibrates and the first half stops early.
+        """
         cfg = self.config
         if self.needs_calibration and splits.calibration is None:
             val = splits.val

@@ -69,8 +69,7 @@ class NeuralModel(Model):
 
     @classmethod
     def configure(cls, train: TrainConfig | None = None, msigma=None):
-        """The default config with the run settings of ``train`` (keeping the model's own
-        batch size)."""
+        """The default config with the run settings of ``train`` (its own batch size kept)."""
         config = cls.config_class()
         if train is not None:
             config = replace(config, train=replace(train, batch_size=config.train.batch_size))
@@ -202,8 +201,11 @@ class SetNetConfig:
 
 
 class SetBatch(NamedTuple):
-    """A :class:`~pyro_clusters.features.batches.PaddedBatch` as tensors on the network's
-    device, with the batch's targets ``y`` (empty at inference) in place of its index."""
+    """A padded batch as tensors on the network's device.
+
+    Fields as :class:`~pyro_clusters.features.batches.PaddedBatch`, with the batch's targets
+    ``y`` (empty at inference) in place of its index.
+    """
 
     x: torch.Tensor
     mask: torch.Tensor

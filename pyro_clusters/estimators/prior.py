@@ -128,9 +128,10 @@ class PriorReweighted(Estimator):
 
     def sample_with_info(self, clusters: ClusterSet, n: int, rng: np.random.Generator
                          ) -> SampleResult:
-        """Draws (n_clusters, n) and ``info``: ``"ess"``, the effective sample size per
-        cluster, and ``"zero_weight_fraction"``, the share of the base's first draws that the
-        new prior rejects (outside its support).
+        """Draws (n_clusters, n) and what the resampling learned.
+
+        ``info["ess"]`` is the effective sample size per cluster, ``"zero_weight_fraction"``
+        the share of the base's first draws that the new prior rejects (outside its support).
 
         Rows whose draws all fall outside the new prior's support (a posterior far in the tail
         of the new prior) are redrawn with 16x and then 256x more base samples before giving

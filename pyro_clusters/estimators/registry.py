@@ -82,9 +82,9 @@ def build(name: str, config=None, **settings) -> Model:
 
     Args:
         name: registered name.
-        config: its config dataclass; None builds one with ``cls.configure(**settings)``
-            (``train=`` a :class:`~pyro_clusters.training.TrainConfig` of run settings,
-            ``msigma=`` an M-sigma configuration, for the models that use them).
+        config: its config dataclass; None builds one with ``cls.configure(**settings)``.
+        **settings: ``train=`` a :class:`~pyro_clusters.training.TrainConfig` of run settings,
+            ``msigma=`` an M-sigma configuration, for the models that use them.
     """
     cls = get(name)
     if config is None:

@@ -118,8 +118,11 @@ class SbiNPE(Estimator):
 
     @classmethod
     def configure(cls, train=None, msigma=None) -> SbiNPEConfig:
-        """sbi's loop with the epochs, seed, device and progress of ``train``; its patience
-        becomes ``stop_after_epochs`` (at least 2)."""
+        """Settings of sbi's loop from ``train``.
+
+        Its epochs, seed, device and progress; its patience becomes ``stop_after_epochs`` (at
+        least 2).
+        """
         if train is None:
             return SbiNPEConfig()
         return SbiNPEConfig(max_epochs=train.max_epochs, seed=train.seed, device=train.device,

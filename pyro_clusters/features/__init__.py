@@ -1,5 +1,7 @@
-"""What the estimators see of a cluster: per-galaxy and global features, velocity dispersions,
-padded batches for set networks and KDE images, each numpy function beside its torch twin.
+"""What the estimators see of a cluster.
+
+Per-galaxy and global features, velocity dispersions, padded batches for set networks and KDE
+images, each numpy function beside its torch twin.
 
 The torch parts import torch only when called, so simulation workers stay light.
 """

@@ -49,12 +49,12 @@ class ConditionalSplineFlow(nn.Module):
         return dist.ConditionalTransformedDistribution(base, [self.transform]).condition(context)
 
     def log_prob(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """log p(z | c) of z (..., B) given contexts (B, C), shape (..., B)."""
+        """Log-density of z (..., B) given contexts (B, C), shape (..., B)."""
         return self(context).log_prob(z.unsqueeze(-1))
 
     def sample(self, n: int, context: torch.Tensor, generator: torch.Generator | None = None
                ) -> torch.Tensor:
-        """n draws of z per context, (n, B); base noise from ``generator`` (None: torch's)."""
+        """Draw z, (n, B): n per context; base noise from ``generator`` (None: torch's)."""
         eps = torch.randn((n, context.shape[0], 1), generator=generator, device=context.device,
                           dtype=context.dtype)
         return self.transform.condition(context)(self.base_loc + self.base_scale * eps)[..., 0]
