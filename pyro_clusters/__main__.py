@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         usage = "usage: python -m pyro_clusters {" + ",".join(COMMANDS) + "} [options]\n\n"
-        usage += "\n".join(f"  {k:<9}{v[1]}" for k, v in COMMANDS.items())
+        usage += "\n".join(f"  {k:<10}{v[1]}" for k, v in COMMANDS.items())
         usage += "\n\n`python -m pyro_clusters COMMAND --help` for the options of each."
         bad = bool(argv) and argv[0] not in ("-h", "--help")
         print((f"unknown command {argv[0]!r}\n" if bad else "") + usage,

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyro_clusters import defaults
 from pyro_clusters.catalog.schema import Catalog, write_catalog
 from pyro_clusters.cosmology import MDPL2_PARAMS
 from pyro_clusters.simulator.config import SimulatorConfig
@@ -63,7 +64,7 @@ def _faint_log_mstar(n: int, rng: np.random.Generator) -> np.ndarray:
     return 9.0 + rng.exponential(_EXP_SCALE, n)
 
 
-def synthetic_catalog(box: float, seed: int, z: float = 0.117, log_m_min: float = 12.0,
+def synthetic_catalog(box: float, seed: int, z: float = defaults.Z, log_m_min: float = 12.0,
                       log_m_max: float = 15.6, field_density: float = 0.005,
                       config: SimulatorConfig | None = None) -> Catalog:
     """Make a synthetic box catalogue in the input schema.
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box", type=float, required=True, help="box side [comoving h^-1 Mpc]")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="output HDF5 catalogue")
-    p.add_argument("--z", type=float, default=0.117, help="snapshot redshift")
+    p.add_argument("--z", type=float, default=defaults.Z, help="snapshot redshift")
     p.add_argument("--log-m-min", type=float, default=12.0,
                    help="smallest halo, log10(M200c / h^-1 Msun)")
     p.add_argument("--field-density", type=float, default=0.005,

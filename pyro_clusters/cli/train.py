@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from pyro_clusters import defaults
 from pyro_clusters.realfield.bundle import SIZES, train_bundle
 from pyro_clusters.simulator.config import SimulatorConfig
 
@@ -23,11 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=None,
                    help="simulator configuration JSON (SimulatorConfig.to_json), e.g. another "
                         "galaxy occupation for a deeper survey; the options below override it")
-    p.add_argument("--z", type=float, default=None, help="cluster redshift (default 0.117)")
+    p.add_argument("--z", type=float, default=None,
+                   help=f"cluster redshift (default {defaults.Z})")
     p.add_argument("--aperture", type=float, default=None,
-                   help="cylinder radius R_ap [physical h^-1 Mpc] (default 1.6)")
+                   help=f"cylinder radius R_ap [physical h^-1 Mpc] (default {defaults.APERTURE})")
     p.add_argument("--v-cut", type=float, default=None,
-                   help="half-width of the velocity window [km/s] (default 2200)")
+                   help=f"half-width of the velocity window [km/s] (default {defaults.V_CUT:g})")
     p.add_argument("--velocity-error", type=float, default=None,
                    help="Gaussian redshift error per galaxy in the mocks [km/s] (default 0)")
     p.add_argument("--incompleteness", type=float, default=None,

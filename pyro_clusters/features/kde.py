@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from pyro_clusters import defaults
 from pyro_clusters.data.clusters import ClusterSet, ragged_to_padded
 
 __all__ = ["KDEImageSpec", "kde_images"]
@@ -45,8 +46,8 @@ class KDEImageSpec:
     kind: str = "2d"
     bins: int = 48
     h0: float = 0.25
-    r_max: float = 1.6
-    v_max: float = 2200.0
+    r_max: float = defaults.APERTURE
+    v_max: float = defaults.V_CUT
 
     def __post_init__(self) -> None:
         if self.kind not in ("2d", "3d"):

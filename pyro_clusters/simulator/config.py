@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pyro_clusters import defaults
+
 __all__ = [
     "EnvironmentConfig",
     "HaloConfig",
@@ -192,9 +194,9 @@ class ObservationConfig:
         incompleteness: probability that an observable galaxy is missed; 0 switches it off.
     """
 
-    aperture: float = 1.6
-    v_cut: float = 2200.0
-    n_min: int = 10
+    aperture: float = defaults.APERTURE
+    v_cut: float = defaults.V_CUT
+    n_min: int = defaults.N_MIN
     hubble_flow: bool = True
     velocity_error_kms: float = 0.0
     incompleteness: float = 0.0
@@ -219,7 +221,7 @@ class SimulatorConfig:
     """
 
     setup: Literal["idealized", "cylinder"] = "cylinder"
-    z: float = 0.117
+    z: float = defaults.Z
     halo: HaloConfig = field(default_factory=HaloConfig)
     occupation: OccupationConfig = field(default_factory=OccupationConfig)
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
@@ -274,7 +276,7 @@ class SimulatorConfig:
 
         return cls(
             setup=data.pop("setup", "cylinder"),
-            z=data.pop("z", 0.117),
+            z=data.pop("z", defaults.Z),
             halo=HaloConfig(**tuples(data.pop("halo", {}))),
             occupation=OccupationConfig(**tuples(data.pop("occupation", {}))),
             environment=EnvironmentConfig(**tuples(data.pop("environment", {}))),
