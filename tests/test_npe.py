@@ -8,6 +8,7 @@ from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import NPEConfig, NPEDeepSets, PriorReweighted, resample_weighted
 from pyro_clusters.features import FeatureSpec, ellipse_fit, galaxy_features, make_batches
 from pyro_clusters.nets import DeepSetsEncoder
+from pyro_clusters.nets.histogram import HistogramSetEncoder, SoftHistogram
 from pyro_clusters.training import TrainConfig, train_model
 
 
@@ -52,10 +53,15 @@ def test_batches_group_by_size_and_cover_every_cluster():
     assert spread < 0.1 * np.ptp(n_gal)
 
 
-@pytest.fixture(scope="module")
-def encoder():
+@pytest.fixture(scope="module", params=["deepsets", "units", "histogram", "histogram_units"])
+def encoder(request):
+    """Every set encoder keeps the Deep Set's promises (permutation, padding, richness)."""
     torch.manual_seed(0)
-    return DeepSetsEncoder(3, 1, hidden=16, context=8, blocks=3).eval()
+    units = request.param.endswith("units")
+    if request.param.startswith("histogram"):
+        return HistogramSetEncoder(3, 1, hidden=16, context=8, blocks=2, bins=8, channels=4,
+                                   units=units).eval()
+    return DeepSetsEncoder(3, 1, hidden=16, context=8, blocks=3, units=units).eval()
 
 
 def test_deepsets_permutation_invariance(encoder):
@@ -82,10 +88,27 @@ def test_deepsets_padding_changes_nothing(encoder):
 
 
 def test_deepsets_gradients_reach_every_parameter(encoder):
-    enc = DeepSetsEncoder(3, 1, hidden=8, context=4, blocks=2)
+    torch.manual_seed(1)
+    enc = type(encoder)(3, 1, hidden=8, context=4, blocks=2, units=encoder.deepsets.units
+                        if isinstance(encoder, HistogramSetEncoder) else encoder.units)
     c, h = enc(torch.randn(3, 10, 3), torch.ones(3, 10, dtype=torch.bool), torch.randn(3, 1))
     (c.sum() + h.sum()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+def test_soft_histogram_is_a_normalised_density_of_the_galaxies():
+    """With narrow kernels the soft histogram is the ordinary 2D histogram / (n dx dy)."""
+    ranges = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
+    hist = SoftHistogram(bins=11, channels=1, ranges=ranges)
+    with torch.no_grad():
+        hist.log_width.fill_(np.log(1e-3))
+    pts = torch.tensor([[0.1, 0.2], [0.1, 0.2], [0.5, 0.9], [0.8, 0.0]])[None, None]
+    img = hist(pts, torch.ones(1, 4, dtype=torch.bool))[0, 0]
+    # each galaxy contributes 1/n at its grid node (kernel peak 1/(2 pi w^2) on the node)
+    peak = 1 / (2 * np.pi * 1e-6)
+    expect = torch.zeros(11, 11)
+    expect[1, 2], expect[5, 9], expect[8, 0] = 2 / 4, 1 / 4, 1 / 4
+    torch.testing.assert_close(img / peak, expect, atol=1e-3, rtol=1e-3)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
 from pyro_clusters.estimators.neural import SetBatch, SetNetConfig, SetNetwork
 from pyro_clusters.nets.deepsets import DeepSetsEncoder
 from pyro_clusters.nets.flows import ConditionalSplineFlow
+from pyro_clusters.nets.histogram import HistogramSetEncoder, phase_space_ranges
 
 __all__ = ["NPEConfig", "NPEDeepSets", "ResidualFlow"]
 
@@ -39,6 +41,12 @@ class NPEConfig(SetNetConfig):
     """Architecture and training of the Deep Sets NPE (the encoder fields: :class:`SetNetConfig`).
 
     Attributes:
+        encoder: ``"deepsets"`` (the hierarchical Deep Sets encoder, mean pooling) or
+            ``"histogram"`` (the same plus learned soft phase-space histograms read by a small
+            CNN, :class:`~pyro_clusters.nets.histogram.HistogramSetEncoder`).
+        histogram_bins: grid points per axis of the ``"histogram"`` encoder.
+        cluster_units: the Deep Sets encoder also sees each galaxy's R_proj and v_los in its
+            cluster's own units (centred, divided by the cluster's standard deviation).
         flow_hidden: hidden layers of the spline's conditioning network.
         count_bins: spline segments.
         bound: spline half-width in standardised residual units (identity outside).
@@ -47,20 +55,40 @@ class NPEConfig(SetNetConfig):
             classifier's ``p_member`` in the cylinder setup, papers/002 section 4).
     """
 
+    encoder: Literal["deepsets", "histogram"] = "deepsets"
+    histogram_bins: int = 16
+    cluster_units: bool = False
     flow_hidden: tuple[int, ...] = (64, 64)
     count_bins: int = 8
     bound: float = 5.0
     msigma: MSigmaConfig = field(default_factory=MSigmaConfig)
     extra_features: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.encoder not in ("deepsets", "histogram"):
+            raise ValueError(f"encoder must be 'deepsets' or 'histogram', got {self.encoder!r}")
+        if self.histogram_bins < 4:
+            raise ValueError(f"histogram_bins must be >= 4, got {self.histogram_bins}")
+
 
 class ResidualFlow(nn.Module):
-    """Deep Sets encoder + conditional spline flow on the standardised residual."""
+    """Set encoder + conditional spline flow on the standardised residual.
 
-    def __init__(self, galaxy_features: int, global_features: int, config: NPEConfig):
+    ``ranges``: the histogram encoder's grid ranges (:func:`~pyro_clusters.nets.histogram.
+    phase_space_ranges`; None when loading: the saved grid is restored with the weights).
+    """
+
+    def __init__(self, galaxy_features: int, global_features: int, config: NPEConfig,
+                 ranges: np.ndarray | None = None):
         super().__init__()
-        self.encoder = DeepSetsEncoder(galaxy_features, global_features, config.hidden,
-                                       config.context, config.blocks)
+        if config.encoder == "histogram":
+            self.encoder = HistogramSetEncoder(
+                galaxy_features, global_features, config.hidden, config.context, config.blocks,
+                config.histogram_bins, units=config.cluster_units,
+                ranges=None if ranges is None else torch.as_tensor(ranges))
+        else:
+            self.encoder = DeepSetsEncoder(galaxy_features, global_features, config.hidden,
+                                           config.context, config.blocks, config.cluster_units)
         self.flow = ConditionalSplineFlow(config.context, tuple(config.flow_hidden),
                                           config.count_bins, config.bound)
 
@@ -78,7 +106,6 @@ class NPEDeepSets(SetNetwork, Estimator):
 
     name = "npe_deepsets"
     config_class = NPEConfig
-    network_class = ResidualFlow
     format = "pyro_clusters.npe_deepsets/2"
     legacy_formats = ("pyro_clusters.npe_deepsets/1",)
     legacy_state_keys = {"transform.": "flow.transform.", "base_loc": "flow.base_loc",
@@ -101,7 +128,17 @@ class NPEDeepSets(SetNetwork, Estimator):
         self.baseline = MSigmaEstimator(self.config.msigma).fit(splits.train, splits.val)
         r_train = splits.train.log_m - self.baseline.predict(splits.train)
         self.r_mean, self.r_std = float(r_train.mean()), float(r_train.std())
-        return super()._prepare(splits)
+        splits = super()._prepare(splits)
+        self._ranges = None
+        if self.config.encoder == "histogram":
+            gal, _ = self._inputs(splits.train)
+            self._ranges = phase_space_ranges(gal[:, 1], gal[:, 0],
+                                              splits.train.cluster_index())
+        return splits
+
+    def _network(self) -> ResidualFlow:
+        return ResidualFlow(len(self.features.galaxy), len(self.features.global_), self.config,
+                            getattr(self, "_ranges", None))
 
     def _targets(self, clusters: ClusterSet) -> np.ndarray:
         """Standardised residuals about the baseline, (n_clusters,) float32."""

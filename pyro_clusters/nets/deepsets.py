@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["DeepSetsEncoder", "mlp"]
+__all__ = ["DeepSetsEncoder", "cluster_units", "mlp"]
 
 
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
@@ -32,6 +32,25 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+def cluster_units(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Columns of x (B, N, K) centred on, and divided by, each cluster's own mean and std.
+
+    Args:
+        x: per-galaxy values (B, N, K), e.g. standardised R_proj and v_los.
+        m: (B, N, 1) float mask of the real galaxies.
+
+    Returns:
+        (B, N, K): (x - mean) / std over each cluster's real galaxies (values at padding are
+        meaningless), e.g. v_los / sigma_v -- the shape of a cluster whatever its scale. The
+        std is the population one (divided by n), so that repeating every galaxy (a richer
+        cluster of the same shape) changes nothing.
+    """
+    n = m.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1, 1)
+    mean = (x * m).sum(1, keepdim=True) / n
+    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + 1e-4)
+
+
 class DeepSetsEncoder(nn.Module):
     """Stacked Deep Sets blocks with a global context vector.
 
@@ -41,18 +60,23 @@ class DeepSetsEncoder(nn.Module):
         hidden: width of the hidden layers and of the per-galaxy latents.
         context: width of the context vector.
         blocks: number of stacked blocks K (papers/002: 3).
+        units: append R_proj and v_los in the cluster's own units (:func:`cluster_units` of
+            columns ``r_col`` and ``v_col``) to every galaxy's features.
+        v_col, r_col: columns of v_los and R_proj among the galaxy features.
     """
 
     def __init__(self, galaxy_features: int, global_features: int, hidden: int = 64,
-                 context: int = 32, blocks: int = 3):
+                 context: int = 32, blocks: int = 3, units: bool = False, v_col: int = 0,
+                 r_col: int = 1):
         super().__init__()
         if blocks < 1:
             raise ValueError("blocks must be >= 1")
         self.context_dim, self.latent_dim = context, hidden
+        self.units, self.v_col, self.r_col = units, v_col, r_col
         self.c0 = mlp([global_features, hidden, context])
         self.phi = nn.ModuleList()
         self.rho = nn.ModuleList()
-        width = galaxy_features
+        width = galaxy_features + (2 if units else 0)
         for _ in range(blocks):
             self.phi.append(mlp([width + context, hidden, hidden]))
             self.rho.append(mlp([hidden + context, hidden, context]))
@@ -72,6 +96,8 @@ class DeepSetsEncoder(nn.Module):
         """
         m = mask.unsqueeze(-1).to(x.dtype)
         count = m.sum(dim=1).clamp_min(1.0)
+        if self.units:
+            x = torch.cat([x, cluster_units(x[..., [self.r_col, self.v_col]], m)], dim=-1)
         c = self.c0(g)
         h = x * m
         for phi, rho in zip(self.phi, self.rho, strict=True):

@@ -1,0 +1,147 @@
+"""Which set encoder? ``python -m experiments.ablation [--setup S] [--quick] [--variants a,b]``.
+
+Trains variants of ``npe_deepsets`` on the same simulated training, validation and test
+clusters and one seed, so that a choice of architecture rests on measured evidence: σ_ε, bias
+and the by-mass-bin table on the HMF test set, HPD and TARP coverage on the flat-prior test set,
+training epochs and time. Every variant sees the raw phase space of its setup (no classifier
+probabilities) and the M-sigma baseline with its mass cut chosen on validation, as in
+``experiments.compare``. Runs stop by epochs and patience only (no wall-clock budget), so a
+seed reproduces a run. Writes DIR/metrics.json, DIR/report.md (the ablation table),
+DIR/figures/ and DIR/flat_test/.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from experiments.common import experiment_parser, flat_table, get_sets, posterior_of
+from pyro_clusters.defaults import setup_of
+from pyro_clusters.diagnostics.metrics import residual_metrics
+from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.estimators import MSigmaConfig, Splits, registry
+from pyro_clusters.simulator import SimulatorConfig
+from pyro_clusters.training import RunSize
+
+__all__ = ["SIZES", "VARIANTS", "main", "run"]
+
+#: variant -> changes to the default NPEConfig (and "lr" / "batch_size" of its TrainConfig)
+VARIANTS = {
+    "deepsets": {},
+    "deepsets_wide": {"hidden": 128, "context": 64},
+    "deepsets_units": {"cluster_units": True},
+    "histogram": {"encoder": "histogram"},
+    "histogram_wide": {"encoder": "histogram", "hidden": 128, "context": 64},
+    "histogram_units": {"encoder": "histogram", "cluster_units": True},
+    "histogram_32": {"encoder": "histogram", "histogram_bins": 32},
+    "histogram_wide_32": {"encoder": "histogram", "hidden": 128, "context": 64,
+                          "histogram_bins": 32},
+    "histogram_wide_32_units": {"encoder": "histogram", "hidden": 128, "context": 64,
+                                "histogram_bins": 32, "cluster_units": True},
+    "histogram_wide_48": {"encoder": "histogram", "hidden": 128, "context": 64,
+                          "histogram_bins": 48},
+}
+
+
+@dataclass(frozen=True)
+class AblationSize(RunSize):
+    """A run size of the ablation (epochs and patience only: no wall-clock budget)."""
+
+
+SIZES = {
+    "tiny": AblationSize(300, 100, 200, max_epochs=2, patience=2),
+    "quick": AblationSize(3000, 600, 1500, max_epochs=30, patience=6),
+    "full": AblationSize(20000, 4000, 5000, max_epochs=60, patience=8),
+}
+
+
+def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
+            msigma: MSigmaConfig):
+    changes = dict(VARIANTS[variant])
+    train_changes = {k: changes.pop(k) for k in ("lr", "batch_size") if k in changes}
+    cls = registry.get("npe_deepsets")
+    config = cls.configure(run_size.train_config(seed, device, progress), msigma)
+    return replace(config, train=replace(config.train, **train_changes), **changes)
+
+
+def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
+        variants: tuple[str, ...], data_path: Path | None = None) -> dict:
+    """Train and evaluate every variant; returns the metrics written."""
+    run_size = SIZES[size]
+    rng = np.random.default_rng(seed)
+    sim = SimulatorConfig(setup=setup)
+    data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
+                    cap=size != "full")
+    msigma = MSigmaConfig(z=setup_of(data.train.attrs)["z"], mass_cut="auto")
+    models = out / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    posts, flat_posts, training = [], [], {}
+    for name in variants:
+        est = registry.build("npe_deepsets", _config(name, run_size, seed, device, progress,
+                                                     msigma))
+        est.fit(Splits(data.train, data.val))
+        est.save(models / name)
+        n_params = sum(p.numel() for p in est.model.parameters())
+        training[name] = {"epochs": est.result.epochs, "best_epoch": est.result.best_epoch,
+                          "best_val_loss": est.result.best_val_loss,
+                          "train_seconds": est.train_seconds, "parameters": n_params,
+                          "changes": VARIANTS[name]}
+        eval_rng = np.random.default_rng([seed, 1])  # same draws' randomness for every variant
+        posts.append(posterior_of(est, data.test, 1000, eval_rng, est.train_seconds, name=name))
+        flat_posts.append(posterior_of(est, data.test_flat, 1000, eval_rng, est.train_seconds,
+                                       name=name))
+        if progress:
+            print(f"{name}: {est.result.epochs} epochs, {est.train_seconds:.0f} s",
+                  file=sys.stderr)
+    flat = write_report(out / "flat_test", flat_posts, seed=seed,
+                        title=f"NPE ablation, {setup} ({size}): flat-prior test",
+                        top_level={"n_train": len(data.train)}, save_samples=False)
+    hmf = {p.estimator: residual_metrics(p.samples, p.truth) for p in posts}
+    lines = ["", "## Ablation", "",
+             f"Same {len(data.train)} training / {len(data.val)} validation clusters, seed "
+             f"{seed}; σ_ε and bias on the {len(data.test)}-cluster HMF test set, coverage on "
+             f"the {len(data.test_flat)}-cluster flat test set.", "",
+             "| variant | σ_ε [dex] | bias [dex] | flat HPD max dev | flat TARP max dev | "
+             "epochs (best) | train [s] | parameters |", "|---|---|---|---|---|---|---|---|"]
+    for name in variants:
+        m, f, t = hmf[name], flat[name], training[name]
+        lines.append(f"| `{name}` | {m['scatter_dex']:.4f} | {m['bias_dex']:+.4f} | "
+                     f"{f['hpd_max_abs_dev']:.3f} | {f['tarp_max_abs_dev']:.3f} | "
+                     f"{t['epochs']} ({t['best_epoch']}) | {t['train_seconds']:.0f} | "
+                     f"{t['parameters']:,} |")
+    top = {"n_train": len(data.train), "n_val": len(data.val), "size": size, "setup": setup,
+           "variants": {n: VARIANTS[n] for n in variants}, "training": training,
+           "flat_test": {n: flat[n] for n in variants},
+           "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds}
+    metrics = write_report(out, posts, seed=seed, top_level=top,
+                           title=f"NPE ablation, {setup} setup ({size} size)",
+                           extra_sections=lines + ["", "Flat-prior test set:", ""]
+                           + flat_table(flat, list(variants)))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    p = experiment_parser("python -m experiments.ablation", __doc__, SIZES, "results/ablation")
+    p.add_argument("--setup", choices=("idealized", "cylinder"), default="idealized")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of " + ", ".join(VARIANTS))
+    args = p.parse_args(argv)
+    chosen = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    bad = [v for v in chosen if v not in VARIANTS]
+    if bad or not chosen:
+        p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
+    size = args.size or ("quick" if args.quick else "full")
+    metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
+                  chosen, args.data)
+    for name in chosen:
+        print(summary_line(name, metrics[name]))
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
