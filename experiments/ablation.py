@@ -13,6 +13,7 @@ DIR/figures/ and DIR/flat_test/.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,12 +24,15 @@ from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
-from pyro_clusters.simulator import SimulatorConfig
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import RunSize
 
-__all__ = ["SIZES", "VARIANTS", "main", "run"]
+__all__ = ["BASE", "SIZES", "VARIANTS", "main", "run"]
 
-#: variant -> changes to the default NPEConfig (and "lr" / "batch_size" of its TrainConfig)
+#: the first design; every variant is this plus its changes (and "lr" / "batch_size" of
+#: its TrainConfig), so that a variant means the same network whatever the defaults become
+BASE = {"encoder": "deepsets", "hidden": 64, "context": 32, "histogram_bins": 16,
+        "cluster_units": False}
 VARIANTS = {
     "deepsets": {},
     "deepsets_wide": {"hidden": 128, "context": 64},
@@ -60,7 +64,7 @@ SIZES = {
 
 def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
             msigma: MSigmaConfig):
-    changes = dict(VARIANTS[variant])
+    changes = {**BASE, **VARIANTS[variant]}
     train_changes = {k: changes.pop(k) for k in ("lr", "batch_size") if k in changes}
     cls = registry.get("npe_deepsets")
     config = cls.configure(run_size.train_config(seed, device, progress), msigma)
@@ -68,33 +72,51 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
 
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
-        variants: tuple[str, ...], data_path: Path | None = None) -> dict:
-    """Train and evaluate every variant; returns the metrics written."""
+        variants: tuple[str, ...], data_path: Path | None = None,
+        references: tuple[str, ...] = ()) -> dict:
+    """Train and evaluate every variant (and registered ``references``); returns the metrics.
+
+    References (e.g. ``cnn_kde_slice``) are trained on the same clusters with the same epochs
+    and patience; a calibration set of ``n_val`` flat-prior clusters is simulated for them
+    after the shared sets, as in ``experiments.compare``.
+    """
     run_size = SIZES[size]
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup=setup)
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
                     cap=size != "full")
     msigma = MSigmaConfig(z=setup_of(data.train.attrs)["z"], mass_cut="auto")
+    calibration = (simulate_selected(run_size.n_val, FlatLogMassPrior(), sim, rng)[0]
+                   if references else None)
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     posts, flat_posts, training = [], [], {}
-    for name in variants:
-        est = registry.build("npe_deepsets", _config(name, run_size, seed, device, progress,
-                                                     msigma))
-        est.fit(Splits(data.train, data.val))
+    for name in variants + references:
+        if name in references:
+            est = registry.build(name, train=run_size.train_config(seed, device, progress),
+                                 msigma=msigma)
+        else:
+            est = registry.build("npe_deepsets", _config(name, run_size, seed, device,
+                                                         progress, msigma))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not yet fully converged.*")
+            est.fit(Splits(data.train, data.val, calibration))
         est.save(models / name)
-        n_params = sum(p.numel() for p in est.model.parameters())
-        training[name] = {"epochs": est.result.epochs, "best_epoch": est.result.best_epoch,
-                          "best_val_loss": est.result.best_val_loss,
-                          "train_seconds": est.train_seconds, "parameters": n_params,
-                          "changes": VARIANTS[name]}
+        result = getattr(est, "result", None)
+        net = getattr(est, "model", None)
+        training[name] = {
+            "epochs": result.epochs if result else None,
+            "best_epoch": result.best_epoch if result else None,
+            "best_val_loss": result.best_val_loss if result else None,
+            "train_seconds": est.train_seconds,
+            "parameters": sum(p.numel() for p in net.parameters()) if net is not None else 0,
+            "changes": VARIANTS.get(name, "reference estimator")}
         eval_rng = np.random.default_rng([seed, 1])  # same draws' randomness for every variant
         posts.append(posterior_of(est, data.test, 1000, eval_rng, est.train_seconds, name=name))
         flat_posts.append(posterior_of(est, data.test_flat, 1000, eval_rng, est.train_seconds,
                                        name=name))
         if progress:
-            print(f"{name}: {est.result.epochs} epochs, {est.train_seconds:.0f} s",
+            print(f"{name}: {training[name]['epochs']} epochs, {est.train_seconds:.0f} s",
                   file=sys.stderr)
     flat = write_report(out / "flat_test", flat_posts, seed=seed,
                         title=f"NPE ablation, {setup} ({size}): flat-prior test",
@@ -106,20 +128,21 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
              f"the {len(data.test_flat)}-cluster flat test set.", "",
              "| variant | σ_ε [dex] | bias [dex] | flat HPD max dev | flat TARP max dev | "
              "epochs (best) | train [s] | parameters |", "|---|---|---|---|---|---|---|---|"]
-    for name in variants:
+    for name in variants + references:
         m, f, t = hmf[name], flat[name], training[name]
-        lines.append(f"| `{name}` | {m['scatter_dex']:.4f} | {m['bias_dex']:+.4f} | "
+        label = f"`{name}`" + (" (reference)" if name in references else "")
+        lines.append(f"| {label} | {m['scatter_dex']:.4f} | {m['bias_dex']:+.4f} | "
                      f"{f['hpd_max_abs_dev']:.3f} | {f['tarp_max_abs_dev']:.3f} | "
                      f"{t['epochs']} ({t['best_epoch']}) | {t['train_seconds']:.0f} | "
                      f"{t['parameters']:,} |")
     top = {"n_train": len(data.train), "n_val": len(data.val), "size": size, "setup": setup,
-           "variants": {n: VARIANTS[n] for n in variants}, "training": training,
-           "flat_test": {n: flat[n] for n in variants},
+           "variants": {n: VARIANTS[n] for n in variants}, "references": list(references),
+           "training": training, "flat_test": {n: flat[n] for n in variants + references},
            "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds}
     metrics = write_report(out, posts, seed=seed, top_level=top,
                            title=f"NPE ablation, {setup} setup ({size} size)",
                            extra_sections=lines + ["", "Flat-prior test set:", ""]
-                           + flat_table(flat, list(variants)))
+                           + flat_table(flat, list(variants + references)))
     return metrics
 
 
@@ -129,15 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--setup", choices=("idealized", "cylinder"), default="idealized")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--references", default="",
+                   help="registered estimators trained on the same sets for comparison, "
+                        "e.g. cnn_kde_slice,mc_dropout")
     args = p.parse_args(argv)
+    references = tuple(r.strip() for r in args.references.split(",") if r.strip())
     chosen = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     bad = [v for v in chosen if v not in VARIANTS]
     if bad or not chosen:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                  chosen, args.data)
-    for name in chosen:
+                  chosen, args.data, references)
+    for name in chosen + references:
         print(summary_line(name, metrics[name]))
     print(f"wrote {args.out / 'report.md'}")
     return 0

@@ -38,12 +38,18 @@ __all__ = ["NPEConfig", "NPEDeepSets", "ResidualFlow"]
 
 @dataclass(frozen=True)
 class NPEConfig(SetNetConfig):
-    """Architecture and training of the Deep Sets NPE (the encoder fields: :class:`SetNetConfig`).
+    """Architecture and training of the set NPE (the encoder fields: :class:`SetNetConfig`).
+
+    The defaults are the variant chosen by the ablation in docs/estimators.md: the histogram
+    encoder on a 32 x 32 grid with a Deep Sets branch of width 128 and a 64-wide context.
 
     Attributes:
-        encoder: ``"deepsets"`` (the hierarchical Deep Sets encoder, mean pooling) or
-            ``"histogram"`` (the same plus learned soft phase-space histograms read by a small
-            CNN, :class:`~pyro_clusters.nets.histogram.HistogramSetEncoder`).
+        hidden: width of the Deep Sets MLPs and per-galaxy latents.
+        context: width of the context vector that conditions the flow.
+        encoder: ``"histogram"`` (the Deep Sets encoder plus learned soft phase-space
+            histograms read by a small CNN,
+            :class:`~pyro_clusters.nets.histogram.HistogramSetEncoder`) or ``"deepsets"`` (the
+            hierarchical Deep Sets encoder with mean pooling alone, the first design).
         histogram_bins: grid points per axis of the ``"histogram"`` encoder.
         cluster_units: the Deep Sets encoder also sees each galaxy's R_proj and v_los in its
             cluster's own units (centred, divided by the cluster's standard deviation).
@@ -55,8 +61,10 @@ class NPEConfig(SetNetConfig):
             classifier's ``p_member`` in the cylinder setup, papers/002 section 4).
     """
 
-    encoder: Literal["deepsets", "histogram"] = "deepsets"
-    histogram_bins: int = 16
+    hidden: int = 128
+    context: int = 64
+    encoder: Literal["deepsets", "histogram"] = "histogram"
+    histogram_bins: int = 32
     cluster_units: bool = False
     flow_hidden: tuple[int, ...] = (64, 64)
     count_bins: int = 8
@@ -122,6 +130,13 @@ class NPEDeepSets(SetNetwork, Estimator):
         """Run settings as :meth:`NeuralModel.configure`, and the baseline's ``msigma``."""
         config = super().configure(train)
         return config if msigma is None else replace(config, msigma=msigma)
+
+    @classmethod
+    def _config_for_device(cls, config: dict | None, device: str | None) -> dict | None:
+        config = super()._config_for_device(config, device)
+        # models saved before the encoder was a choice are the 64/32-wide Deep Sets design
+        legacy = {"encoder": "deepsets", "hidden": 64, "context": 32}
+        return config if "encoder" in config else {**legacy, **config}
 
     # -- training hooks -------------------------------------------------------------------
     def _prepare(self, splits: Splits) -> Splits:

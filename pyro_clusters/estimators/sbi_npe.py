@@ -240,7 +240,9 @@ class DeepSetsResidualFlow(nn.Module):
 
     def __init__(self, x_train: torch.Tensor, theta_train: torch.Tensor, z: float,
                  mass_cut: float, hidden: int, context: int, blocks: int,
-                 flow_hidden: tuple[int, ...], count_bins: int, bound: float):
+                 flow_hidden: tuple[int, ...], count_bins: int, bound: float,
+                 encoder: str = "deepsets", histogram_bins: int = 32,
+                 cluster_units: bool = False):
         super().__init__()
         with torch.no_grad():
             sigma = velocity_dispersion_torch(x_train).double().numpy()
@@ -252,7 +254,8 @@ class DeepSetsResidualFlow(nn.Module):
         ok = np.isfinite(resid)
         self.register_buffer("r_loc", torch.tensor(float(resid[ok].mean())))
         self.register_buffer("r_scale", torch.tensor(float(resid[ok].std())))
-        self.embedding = DeepSetsEmbedding(x_train, hidden, context, blocks)
+        self.embedding = DeepSetsEmbedding(x_train, hidden, context, blocks, encoder,
+                                           histogram_bins, cluster_units)
         self.flow = ConditionalSplineFlow(context, tuple(flow_hidden), count_bins, bound)
 
     def baseline(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,27 +268,43 @@ class DeepSetsResidualFlow(nn.Module):
         return invert_msigma(torch.log10(sigma), *self.msigma)
 
 
-def npe_deepsets_builder(z: float = defaults.Z, mass_cut: float = 13.5, hidden: int = 64,
-                         context: int = 32, blocks: int = 3,
-                         flow_hidden: tuple[int, ...] = (64, 64), count_bins: int = 8,
-                         bound: float = 5.0):
+def npe_deepsets_builder(z: float = defaults.Z, mass_cut: float = 13.5,
+                         hidden: int | None = None, context: int | None = None,
+                         blocks: int | None = None, flow_hidden: tuple[int, ...] | None = None,
+                         count_bins: int | None = None, bound: float | None = None,
+                         encoder: str | None = None, histogram_bins: int | None = None,
+                         cluster_units: bool | None = None):
     """A density-estimator builder for ``sbi.inference.NPE(density_estimator=...)``.
+
+    Every network option left at None takes the default of ``npe_deepsets``
+    (:class:`~pyro_clusters.estimators.npe_deepsets.NPEConfig`).
 
     Args:
         z: redshift of the M-sigma relation's E(z).
         mass_cut: clusters above this log10 M are used for the M-sigma fit.
-        hidden: Deep Sets hidden width.
-        context: Deep Sets context (flow conditioning) width.
+        hidden: set-encoder hidden width.
+        context: set-encoder context (flow conditioning) width.
         blocks: Deep Sets blocks.
         flow_hidden: hidden widths of the spline's conditioner.
         count_bins: spline bins.
         bound: spline support [-bound, bound] of the standardised residual.
+        encoder: ``"deepsets"`` or ``"histogram"``.
+        histogram_bins: histogram grid points per axis.
+        cluster_units: the Deep Sets encoder also sees R and v in cluster units.
 
     Returns:
         ``build(theta, x) -> ConditionalDensityEstimator`` (sbi calls it with the training
         data: theta (n, 1) log10 M, x (n, N, 4)).
     """
     from sbi.neural_nets.estimators import ConditionalDensityEstimator
+
+    from pyro_clusters.estimators.npe_deepsets import NPEConfig
+
+    given = {"hidden": hidden, "context": context, "blocks": blocks, "flow_hidden": flow_hidden,
+             "count_bins": count_bins, "bound": bound, "encoder": encoder,
+             "histogram_bins": histogram_bins, "cluster_units": cluster_units}
+    default = NPEConfig()
+    o = {k: getattr(default, k) if v is None else v for k, v in given.items()}
 
     class _Estimator(ConditionalDensityEstimator):
         def __init__(self, net: DeepSetsResidualFlow, condition_shape: torch.Size):
@@ -322,8 +341,10 @@ def npe_deepsets_builder(z: float = defaults.Z, mass_cut: float = 13.5, hidden: 
             return self.net.embedding
 
     def build(theta: torch.Tensor, x: torch.Tensor) -> ConditionalDensityEstimator:
-        net = DeepSetsResidualFlow(x, theta, z, mass_cut, hidden, context, blocks,
-                                   tuple(flow_hidden), count_bins, bound)
+        net = DeepSetsResidualFlow(x, theta, z, mass_cut, o["hidden"], o["context"],
+                                   o["blocks"], tuple(o["flow_hidden"]), o["count_bins"],
+                                   o["bound"], o["encoder"], o["histogram_bins"],
+                                   o["cluster_units"])
         return _Estimator(net, x.shape[1:])
 
     return build

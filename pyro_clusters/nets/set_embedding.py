@@ -21,6 +21,7 @@ from torch import nn
 
 from pyro_clusters.features.galaxies import set_features
 from pyro_clusters.nets.deepsets import DeepSetsEncoder
+from pyro_clusters.nets.histogram import HistogramSetEncoder, phase_space_ranges
 
 __all__ = ["DeepSetsEmbedding"]
 
@@ -29,14 +30,20 @@ class DeepSetsEmbedding(nn.Module):
     """sbi embedding net: x (B, N, 4) -> context (B, C) through masked Deep Sets.
 
     Args:
-        x_train: training x, (n, N, 4), for the feature standardisation constants.
+        x_train: training x, (n, N, 4), for the feature standardisation constants (and the
+            histogram grid).
         hidden: width of the hidden layers.
         context: output width.
         blocks: Deep Sets blocks (papers/002: 3).
+        encoder: ``"deepsets"`` or ``"histogram"``
+            (:class:`~pyro_clusters.nets.histogram.HistogramSetEncoder`), as ``npe_deepsets``.
+        bins: histogram grid points per axis.
+        units: the Deep Sets encoder also sees R and v in cluster units.
     """
 
     def __init__(self, x_train: torch.Tensor, hidden: int = 64, context: int = 32,
-                 blocks: int = 3):
+                 blocks: int = 3, encoder: str = "deepsets", bins: int = 32,
+                 units: bool = False):
         super().__init__()
         with torch.no_grad():
             gal, mask, glob = set_features(x_train)
@@ -45,7 +52,14 @@ class DeepSetsEmbedding(nn.Module):
             self.register_buffer("gal_std", sel.std(0) + 1e-6)
             self.register_buffer("glob_mean", glob.mean(0))
             self.register_buffer("glob_std", glob.std(0) + 1e-6)
-        self.encoder = DeepSetsEncoder(3, 1, hidden, context, blocks)
+        if encoder == "histogram":
+            z = ((sel - self.gal_mean) / self.gal_std).double().numpy()
+            cluster = torch.nonzero(mask)[:, 0].numpy()
+            ranges = phase_space_ranges(z[:, 1], z[:, 0], cluster)
+            self.encoder = HistogramSetEncoder(3, 1, hidden, context, blocks, bins,
+                                               units=units, ranges=torch.as_tensor(ranges))
+        else:
+            self.encoder = DeepSetsEncoder(3, 1, hidden, context, blocks, units)
         self.output_dim = context
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
