@@ -1,4 +1,4 @@
-"""Catalogue mocks at N-body size: 10^5 halos, 10^7 galaxies (issue 9).
+"""Catalogue mocks at N-body size: 10^5 halos, 10^7 galaxies.
 
     python benchmarks/bench_catalog.py [--box 1000] [--log-m-min 13.3] [--field-density 0.01]
                                        [--workers 1] [--keep FILE]

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_diagnostics.py [--draws 1000] [--sizes 2500 5000 10000]
 
-Target (issue 3): 10,000 clusters x 1,000 draws in under 10 s on 2 cores, nothing quadratic in
+Target: 10,000 clusters x 1,000 draws in under 10 s on 2 cores, nothing quadratic in
 the number of clusters (the timings at several sizes show the scaling). Figures recorded in
 docs/benchmarks.md.
 """

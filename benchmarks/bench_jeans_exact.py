@@ -2,7 +2,7 @@
 
     python benchmarks/bench_jeans_exact.py [--clusters 12] [--no-compile]
 
-Target (issue 7): under ~5 s per cluster on one core with vectorised quadrature. Measures
+Target: under ~5 s per cluster on one core with vectorised quadrature. Measures
 
 * one evaluation of the potential and its gradient (the work of one leapfrog step) against
   the number of satellites, eager and through ``torch.compile``;

@@ -1,12 +1,12 @@
-"""Deep Sets NPE inference speed (and, optionally, training time).
+"""Set NPE inference speed (and, optionally, training time).
 
     python benchmarks/bench_npe.py --model results/idealized_full/models/npe_deepsets \
         [--clusters 1000] [--draws 1000]
 
-Times, on freshly simulated idealized clusters from the HMF test distribution: embedding every
-cluster once, drawing ``--draws`` posterior samples per cluster, and a 200-point log-density
-grid. Target (issue 4): under 1 ms per cluster for 1,000 draws. Training time on 20,000 clusters
-is measured by the full ``python -m experiments.idealized`` run (metrics.json: train_seconds).
+Times, on freshly simulated clusters of the model's setup from the HMF test distribution:
+embedding every cluster once, drawing ``--draws`` posterior samples per cluster, and a
+200-point log-density grid. Target: under 1 ms per cluster for 1,000 draws. Training time on
+20,000 clusters is measured by the full-size experiments (metrics.json: train_seconds).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyro_clusters.estimators import NPEDeepSets
+from pyro_clusters.estimators import registry
 from pyro_clusters.simulator import HaloMassFunctionSampler, SimulatorConfig, simulate_selected
 
 
@@ -41,21 +41,24 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    est = NPEDeepSets.load(args.model)
+    est = registry.load(args.model)
     rng = np.random.default_rng(0)
+    setup = est.trained_on.get("setup", "idealized")
     test = simulate_selected(args.clusters, HaloMassFunctionSampler(),
-                             SimulatorConfig(setup="idealized"), rng)[0]
+                             SimulatorConfig(setup=setup), rng)[0]
     n = len(test)
     t_embed = best_of(lambda: est.context(test), args.repeats)
     t_sample = best_of(lambda: est.sample(test, args.draws, rng), args.repeats)
     grid = np.linspace(13.5, 15.5, 200)
     t_grid = best_of(lambda: est.log_prob(test, grid), args.repeats)
-    res = {"clusters": n, "draws": args.draws, "mean_galaxies": float(test.n_gal.mean()),
+    res = {"model": str(args.model), "setup": setup, "encoder": est.config.encoder,
+           "clusters": n, "draws": args.draws, "mean_galaxies": float(test.n_gal.mean()),
            "threads": torch.get_num_threads(),
            "embed_ms_per_cluster": 1e3 * t_embed / n,
            "sample_ms_per_cluster": 1e3 * t_sample / n,
            "log_prob_200_ms_per_cluster": 1e3 * t_grid / n}
-    print(f"{n} clusters ({res['mean_galaxies']:.0f} galaxies on average), {args.draws} draws: "
+    print(f"{setup}, {est.config.encoder} encoder: "
+          f"{n} clusters ({res['mean_galaxies']:.0f} galaxies on average), {args.draws} draws: "
           f"embed {res['embed_ms_per_cluster']:.3f} ms/cluster, sample (incl. embedding) "
           f"{res['sample_ms_per_cluster']:.3f} ms/cluster, 200-point log_prob "
           f"{res['log_prob_200_ms_per_cluster']:.3f} ms/cluster")

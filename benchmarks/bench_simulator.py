@@ -6,7 +6,7 @@ process tree while streaming a dataset to HDF5 with ``simulate_to_file``.
 
     python benchmarks/bench_simulator.py [--n-stream 100000] [--workers 2] [--out DIR]
 
-Targets (issue 2): >= 1,000 cylinder clusters/s; 100,000 clusters in < 3 minutes; peak RSS
+Targets: >= 1,000 cylinder clusters/s; 100,000 clusters in < 3 minutes; peak RSS
 < 1 GB. Figures are recorded in docs/benchmarks.md with the command that produced them.
 """
 

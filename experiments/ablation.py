@@ -5,7 +5,9 @@ clusters and one seed, so that a choice of architecture rests on measured eviden
 and the by-mass-bin table on the HMF test set, HPD and TARP coverage on the flat-prior test set,
 training epochs and time. Every variant sees the raw phase space of its setup (no classifier
 probabilities) and the M-sigma baseline with its mass cut chosen on validation, as in
-``experiments.compare``. Runs stop by epochs and patience only (no wall-clock budget), so a
+``experiments.compare``. A ``_fresh`` variant trains on newly simulated clusters every
+epoch (as many as the training set; the training set still fixes the standardisation). Runs
+stop by epochs and patience only (no wall-clock budget), so a
 seed reproduces a run. Writes DIR/metrics.json, DIR/report.md (the ablation table),
 DIR/figures/ and DIR/flat_test/.
 """
@@ -47,6 +49,8 @@ VARIANTS = {
                                 "histogram_bins": 32, "cluster_units": True},
     "histogram_wide_48": {"encoder": "histogram", "hidden": 128, "context": 64,
                           "histogram_bins": 48},
+    "histogram_wide_32_fresh": {"encoder": "histogram", "hidden": 128, "context": 64,
+                                "histogram_bins": 32, "fresh": True},
 }
 
 
@@ -65,6 +69,7 @@ SIZES = {
 def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
             msigma: MSigmaConfig):
     changes = {**BASE, **VARIANTS[variant]}
+    changes.pop("fresh", None)
     train_changes = {k: changes.pop(k) for k in ("lr", "batch_size") if k in changes}
     cls = registry.get("npe_deepsets")
     config = cls.configure(run_size.train_config(seed, device, progress), msigma)
@@ -98,9 +103,13 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         else:
             est = registry.build("npe_deepsets", _config(name, run_size, seed, device,
                                                          progress, msigma))
+        fresh = None
+        if VARIANTS.get(name, {}).get("fresh") and data_path is None:
+            def fresh(r: np.random.Generator, n: int = len(data.train)):
+                return simulate_selected(n, FlatLogMassPrior(), sim, r)[0]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not yet fully converged.*")
-            est.fit(Splits(data.train, data.val, calibration))
+            est.fit(Splits(data.train, data.val, calibration, fresh))
         est.save(models / name)
         result = getattr(est, "result", None)
         net = getattr(est, "model", None)
@@ -136,6 +145,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
                      f"{t['epochs']} ({t['best_epoch']}) | {t['train_seconds']:.0f} | "
                      f"{t['parameters']:,} |")
     top = {"n_train": len(data.train), "n_val": len(data.val), "size": size, "setup": setup,
+           "max_epochs": run_size.max_epochs, "patience": run_size.patience,
            "variants": {n: VARIANTS[n] for n in variants}, "references": list(references),
            "training": training, "flat_test": {n: flat[n] for n in variants + references},
            "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds}
@@ -152,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--setup", choices=("idealized", "cylinder"), default="idealized")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated subset of " + ", ".join(VARIANTS))
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="epoch limit instead of the size's (recorded in metrics.json)")
     p.add_argument("--references", default="",
                    help="registered estimators trained on the same sets for comparison, "
                         "e.g. cnn_kde_slice,mc_dropout")
@@ -162,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not chosen:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     size = args.size or ("quick" if args.quick else "full")
+    if args.max_epochs is not None:
+        SIZES[size] = replace(SIZES[size], max_epochs=args.max_epochs)
     metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
                   chosen, args.data, references)
     for name in chosen + references:

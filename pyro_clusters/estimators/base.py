@@ -26,6 +26,7 @@ import os
 import types
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,11 +48,17 @@ class Splits:
         val: validation clusters (early stopping, hyper-parameter choices); None if unused.
         calibration: clusters held out for a posterior calibration step (``cnn_kde_slice``'s
             KDE slice); None lets the estimator split ``val`` itself.
+        fresh: ``fresh(rng) -> ClusterSet``, new training clusters like ``train`` for every
+            epoch (e.g. the simulator on the training prior), drawn with a generator spawned
+            from the training seed's, so that a seed still reproduces a run; the trained
+            networks use it in place of ``train`` after fitting their constants on ``train``.
+            None: ``train`` every epoch.
     """
 
     train: ClusterSet
     val: ClusterSet | None = None
     calibration: ClusterSet | None = None
+    fresh: Callable[[np.random.Generator], ClusterSet] | None = None
 
     @classmethod
     def of(cls, data: Splits | ClusterSet, val: ClusterSet | None = None,
@@ -59,7 +66,7 @@ class Splits:
         """``data`` as Splits; ``val``/``calibration`` fill in what it lacks."""
         if isinstance(data, Splits):
             return cls(data.train, data.val if val is None else val,
-                       data.calibration if calibration is None else calibration)
+                       data.calibration if calibration is None else calibration, data.fresh)
         if not isinstance(data, ClusterSet):
             raise TypeError(f"fit takes Splits or a ClusterSet, got {type(data).__name__}")
         return cls(data, val, calibration)

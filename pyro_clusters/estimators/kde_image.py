@@ -30,7 +30,7 @@ images, this uses the same 48 x 48 images as the CNNs so the three are compared 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +107,8 @@ class _ImageEstimator(NeuralModel, Estimator):
             val = splits.val
             perm = np.random.default_rng(cfg.train.seed).permutation(len(val))
             half = len(val) // 2
-            splits = Splits(splits.train, val.select(np.sort(perm[:half])),
-                            val.select(np.sort(perm[half:])))
+            splits = replace(splits, val=val.select(np.sort(perm[:half])),
+                             calibration=val.select(np.sort(perm[half:])))
         self.spec = KDEImageSpec.for_clusters(splits.train, cfg.kind, cfg.bins, cfg.h0)
         self.m_mean = float(splits.train.log_m.mean())
         self.m_std = float(splits.train.log_m.std())

@@ -124,13 +124,22 @@ class NeuralModel(Model):
         train, val = splits.train, splits.val
         val_batches = list(self._batches(val, self._inputs(val), self._targets(val),
                                          cfg.eval_batch_size, None))
-        x_train, y_train = self._inputs(train), self._targets(train)  # once, not per epoch
+        if splits.fresh is None:
+            x_train, y_train = self._inputs(train), self._targets(train)  # once, not per epoch
+
+            def epoch(rng: np.random.Generator) -> Iterator:
+                return self._batches(train, x_train, y_train, cfg.train.batch_size, rng)
+        else:
+            def epoch(rng: np.random.Generator) -> Iterator:
+                # new clusters every epoch, from a generator spawned off the epoch's: its
+                # stream never coincides with that of whoever simulated the fixed sets
+                new = splits.fresh(np.random.default_rng([int(rng.integers(2**63)), 1]))
+                return self._batches(new, self._inputs(new), self._targets(new),
+                                     cfg.train.batch_size, rng)
         with torch.random.fork_rng(devices=[]):  # dropout draws; caller's state untouched
             torch.manual_seed(cfg.train.seed + 1)
-            self.result = train_model(
-                self.model, self._loss,
-                lambda rng: self._batches(train, x_train, y_train, cfg.train.batch_size, rng),
-                val_batches, cfg.train, checkpoint=checkpoint, resume=resume)
+            self.result = train_model(self.model, self._loss, epoch, val_batches, cfg.train,
+                                      checkpoint=checkpoint, resume=resume)
         self.model.eval()
         self._after_fit(splits)
         self.train_seconds = time.perf_counter() - t0
