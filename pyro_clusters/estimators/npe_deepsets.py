@@ -124,6 +124,7 @@ class NPEDeepSets(SetNetwork, Estimator):
         self.baseline: MSigmaEstimator | None = None
         self.r_mean = 0.0
         self.r_std = 1.0
+        self._ranges: np.ndarray | None = None  # histogram grid, fitted in _prepare
 
     @classmethod
     def configure(cls, train=None, msigma: MSigmaConfig | None = None) -> NPEConfig:
@@ -144,7 +145,6 @@ class NPEDeepSets(SetNetwork, Estimator):
         r_train = splits.train.log_m - self.baseline.predict(splits.train)
         self.r_mean, self.r_std = float(r_train.mean()), float(r_train.std())
         splits = super()._prepare(splits)
-        self._ranges = None
         if self.config.encoder == "histogram":
             gal, _ = self._inputs(splits.train)
             self._ranges = phase_space_ranges(gal[:, 1], gal[:, 0],
@@ -153,7 +153,7 @@ class NPEDeepSets(SetNetwork, Estimator):
 
     def _network(self) -> ResidualFlow:
         return ResidualFlow(len(self.features.galaxy), len(self.features.global_), self.config,
-                            getattr(self, "_ranges", None))
+                            self._ranges)
 
     def _targets(self, clusters: ClusterSet) -> np.ndarray:
         """Standardised residuals about the baseline, (n_clusters,) float32."""
