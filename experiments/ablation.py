@@ -78,7 +78,7 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
         variants: tuple[str, ...], data_path: Path | None = None,
-        references: tuple[str, ...] = ()) -> dict:
+        references: tuple[str, ...] = (), max_epochs: int | None = None) -> dict:
     """Train and evaluate every variant (and registered ``references``); returns the metrics.
 
     References (e.g. ``cnn_kde_slice``) are trained on the same clusters with the same epochs
@@ -86,6 +86,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
     after the shared sets, as in ``experiments.compare``.
     """
     run_size = SIZES[size]
+    if max_epochs is not None:
+        run_size = replace(run_size, max_epochs=max_epochs)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup=setup)
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
@@ -174,10 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not chosen:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     size = args.size or ("quick" if args.quick else "full")
-    if args.max_epochs is not None:
-        SIZES[size] = replace(SIZES[size], max_epochs=args.max_epochs)
     metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                  chosen, args.data, references)
+                  chosen, args.data, references, args.max_epochs)
     for name in chosen + references:
         print(summary_line(name, metrics[name]))
     print(f"wrote {args.out / 'report.md'}")

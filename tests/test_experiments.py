@@ -120,3 +120,22 @@ def test_information_limit_experiment_end_to_end(tmp_path):
     assert (tmp_path / "per_cluster.csv").read_text().count("\n") == 4
     report = (tmp_path / "report.md").read_text()
     assert "Information limit" in report and "SBC" in report
+
+
+def test_ablation_experiment_end_to_end(tmp_path):
+    from experiments import ablation
+
+    assert ablation.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "2",
+                          "--no-progress", "--variants", "deepsets,histogram_wide_32_fresh",
+                          "--references", "cnn_kde_slice", "--max-epochs", "2"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("deepsets", "histogram_wide_32_fresh", "cnn_kde_slice"):
+        assert metrics[name]["scatter_dex"] > 0 and name in metrics["flat_test"]
+        assert (tmp_path / "models" / name / "model.json").is_file()
+    t = metrics["training"]
+    assert t["deepsets"]["parameters"] < t["histogram_wide_32_fresh"]["parameters"]
+    assert metrics["max_epochs"] == 2 and t["deepsets"]["epochs"] <= 2
+    report = (tmp_path / "report.md").read_text()
+    assert "## Ablation" in report and "`cnn_kde_slice` (reference)" in report
+    with pytest.raises(SystemExit):
+        ablation.main(["--size", "tiny", "--out", str(tmp_path / "x"), "--variants", "nope"])
