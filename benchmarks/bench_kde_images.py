@@ -2,7 +2,7 @@
 
     python benchmarks/bench_kde_images.py [--n 5000] [--setup cylinder] [--repeats 3]
 
-Target: papers/001 quotes 410 us per 2D image (their KDE generation and sampling);
+Target: Ho et al. 2019 quote 410 us per 2D image (their KDE generation and sampling);
 match or beat it with the vectorised implementation. Best of ``--repeats`` runs; figures
 recorded in docs/benchmarks.md.
 """
