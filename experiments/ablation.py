@@ -78,14 +78,15 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
         variants: tuple[str, ...], data_path: Path | None = None,
-        references: tuple[str, ...] = (), max_epochs: int | None = None) -> dict:
+        references: tuple[str, ...] = (), max_epochs: int | None = None,
+        max_seconds: float | None = None) -> dict:
     """Train and evaluate every variant (and registered ``references``); returns the metrics.
 
     References (e.g. ``cnn_kde_slice``) are trained on the same clusters with the same epochs
     and patience; a calibration set of ``n_val`` flat-prior clusters is simulated for them
     after the shared sets, as in ``experiments.compare``.
     """
-    run_size = SIZES[size]
+    run_size = replace(SIZES[size], max_seconds=max_seconds)
     if max_epochs is not None:
         run_size = replace(run_size, max_epochs=max_epochs)
     rng = np.random.default_rng(seed)
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown variant(s) {bad}; choose from {', '.join(VARIANTS)}")
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                  chosen, args.data, references, args.max_epochs)
+                  chosen, args.data, references, args.max_epochs,
+                  args.max_seconds)
     for name in chosen + references:
         print(summary_line(name, metrics[name]))
     print(f"wrote {args.out / 'report.md'}")

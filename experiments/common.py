@@ -191,7 +191,8 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
     """Parser with the options every experiment takes (callers add their own).
 
     --quick, --size (one of ``sizes``), --out (default ``default_out``), --seed, --device,
-    --no-progress, --data (datasets made from an N-body catalogue, :func:`load_sets`).
+    --no-progress, --max-seconds (an explicit wall-clock budget, never a default), --data
+    (datasets made from an N-body catalogue, :func:`load_sets`).
     """
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,6 +203,10 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="wall-clock budget of each network's training [s]; training stops "
+                        "after the epoch that passes it (default: none, so that a seed "
+                        "reproduces a run: runs stop by epochs and patience)")
     p.add_argument("--data", type=Path, default=None,
                    help="read train/val/test sets from this directory (python -m "
                         "pyro_clusters catalog --out DIR) instead of simulating; capped at "

@@ -26,7 +26,7 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,26 +51,23 @@ class CompareSize(RunSize):
     """A run size of the comparison (``n_val`` clusters also make the calibration set).
 
     Attributes:
-        max_seconds_by: wall-time budget [s] of named estimators instead of ``max_seconds``.
         max_epochs_by: epoch limit of named estimators instead of ``max_epochs``.
     """
 
-    max_seconds_by: dict = field(default_factory=dict)
     max_epochs_by: dict = field(default_factory=dict)
 
     def train_config_for(self, name: str, seed: int, device: str, progress: bool):
-        """Run settings of estimator ``name`` (its own budget and epoch limit if any)."""
+        """Run settings of estimator ``name`` (its own epoch limit if any)."""
         return self.train_config(seed, device, progress,
-                                 max_seconds=self.max_seconds_by.get(name, self.max_seconds),
                                  max_epochs=self.max_epochs_by.get(name, self.max_epochs))
 
 
 SIZES = {
     "tiny": CompareSize(300, 100, 200, max_epochs=2, patience=2),
-    "quick": CompareSize(3000, 600, 1500, max_epochs=20, patience=4, max_seconds=45.0,
-                         max_seconds_by={"npe_deepsets": 45.0}, max_epochs_by={"sbi_npe": 25}),
-    "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6, max_seconds=300.0,
-                        max_seconds_by={"npe_deepsets": 600.0}, max_epochs_by={"sbi_npe": 30}),
+    "quick": CompareSize(3000, 600, 1500, max_epochs=8, patience=3,
+                         max_epochs_by={"sbi_npe": 25}),
+    "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6,
+                        max_epochs_by={"sbi_npe": 30}),
 }
 
 
@@ -92,9 +89,12 @@ def _check_reuse(reuse: Path, manifest: dict) -> None:
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
         reuse: Path | None = None, estimators: tuple[str, ...] = ESTIMATORS,
-        data_path: Path | None = None) -> dict:
-    """Run the comparison; returns the metrics written."""
-    run_size = SIZES[size]
+        data_path: Path | None = None, max_seconds: float | None = None) -> dict:
+    """Run the comparison; returns the metrics written.
+
+    ``max_seconds`` is a wall-clock budget of each network (None: epochs and patience only).
+    """
+    run_size = replace(SIZES[size], max_seconds=max_seconds)
     manifest = {"setup": setup, "size": size, "seed": seed}
     if data_path is not None:
         manifest["data"] = str(data_path.resolve())
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or ("quick" if args.quick else "full")
     try:
         metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                      args.reuse, chosen, args.data)
+                      args.reuse, chosen, args.data, args.max_seconds)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

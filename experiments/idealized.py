@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,17 +43,20 @@ class IdealizedSize(RunSize):
 
 SIZES = {
     "tiny": IdealizedSize(300, 100, 200, max_epochs=2, patience=2, n_robust=50),
-    "quick": IdealizedSize(3000, 600, 1500, max_epochs=15, patience=5, max_seconds=150.0,
+    "quick": IdealizedSize(3000, 600, 1500, max_epochs=15, patience=5,
                            n_robust=300),
-    "full": IdealizedSize(20000, 4000, 5000, max_epochs=80, patience=8, max_seconds=1200.0,
+    "full": IdealizedSize(20000, 4000, 5000, max_epochs=80, patience=8,
                           n_robust=1000),
 }
 
 
 def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool,
-        data_path: Path | None = None) -> dict:
-    """Run the experiment; returns the metrics written."""
-    run_size = SIZES[size]
+        data_path: Path | None = None, max_seconds: float | None = None) -> dict:
+    """Run the experiment; returns the metrics written.
+
+    ``max_seconds`` is a wall-clock budget of training (None: epochs and patience only).
+    """
+    run_size = replace(SIZES[size], max_seconds=max_seconds)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="idealized")
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress,
-                  args.data)
+                  args.data, args.max_seconds)
     for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma"]["scatter_dex"]

@@ -51,7 +51,39 @@ def test_bad_input_clear_error_and_no_file(tmp_path, capsys, extra, message):
     assert not out.exists()
 
 
-def test_unwritable_output_path(tmp_path, capsys):
-    out = tmp_path / "no_such_dir" / "x.h5"
-    assert main(["--setup", "cylinder", "--n", "10", "--seed", "1", "--out", str(out)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_output_folder_created_or_clear_error(tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "x.h5"
+    args = ["--setup", "cylinder", "--n", "10", "--seed", "1", "--no-progress"]
+    assert main(args + ["--out", str(out)]) == 0
+    assert len(ClusterDataset(out)) == 10
+    (tmp_path / "file").write_text("")
+    assert main(args + ["--out", str(tmp_path / "file" / "x.h5")]) == 2
+    assert "a file is in the way" in capsys.readouterr().err
+
+
+def test_console_script_version_and_help(capsys):
+    import importlib
+    import re
+    from importlib.metadata import entry_points
+
+    from pyro_clusters import __version__
+    from pyro_clusters.__main__ import main as cli
+    from pyro_clusters.cli import COMMANDS
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "pyro-clusters"]
+    assert script.value == "pyro_clusters.__main__:main"
+    assert cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pyro-clusters {__version__}"
+    for name, (module, _) in COMMANDS.items():
+        parser = importlib.import_module(module).build_parser()
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--version"])
+        assert __version__ in capsys.readouterr().out
+        for action in parser._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                assert action.help, f"{name} {action.option_strings} has no help"
+        text = parser.format_help()
+        assert text.startswith(f"usage: pyro-clusters {name}")
+        assert not re.search(r":(mod|func|class|meth):|``", text), name
+    seed_help = importlib.import_module(COMMANDS["infer"][0]).build_parser().format_help()
+    assert "(default: 4000)" in seed_help and "(default: results/infer)" in seed_help

@@ -46,6 +46,21 @@ def test_idealized_experiment_end_to_end(tmp_path):
     assert "Which prior?" in report and "Robustness" in report
 
 
+def test_idealized_same_seed_same_metrics(tmp_path):
+    """A seed reproduces a run: no wall-clock budget in the sizes, so only timings differ."""
+    from experiments import idealized
+    from pyro_clusters.diagnostics.report import without_timings
+
+    runs = []
+    for name in ("a", "b"):
+        assert idealized.main(["--size", "tiny", "--out", str(tmp_path / name), "--seed", "4",
+                               "--no-progress"]) == 0
+        runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    assert runs[0]["npe_deepsets"]["train_seconds"] > 0
+    assert "train_seconds" not in without_timings(runs[0])["npe_deepsets"]
+    assert without_timings(runs[0]) == without_timings(runs[1])
+
+
 def test_cylinder_experiment_end_to_end(tmp_path):
     from experiments import cylinder
 
@@ -139,3 +154,13 @@ def test_ablation_experiment_end_to_end(tmp_path):
     assert "## Ablation" in report and "`cnn_kde_slice` (reference)" in report
     with pytest.raises(SystemExit):
         ablation.main(["--size", "tiny", "--out", str(tmp_path / "x"), "--variants", "nope"])
+
+
+def test_no_run_size_has_a_wall_clock_budget():
+    """Quick and full sizes stop by epochs and patience; a budget is only an explicit option."""
+    from experiments import ablation, compare, cylinder, idealized, information_limit
+    from pyro_clusters.realfield import bundle
+
+    for module in (ablation, compare, cylinder, idealized, information_limit, bundle):
+        for size, run_size in module.SIZES.items():
+            assert run_size.max_seconds is None, (module.__name__, size)

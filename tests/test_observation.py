@@ -84,11 +84,67 @@ def test_nan_rows_dropped_and_counted(tmp_path):
     ("ra,dec,z\n1,2,0.1\n1,two,0.1\n", {}, r"non-numeric value 'two' in data row 2"),
     ("ra,dec,z\n1,2,30000\n", {}, r"values above 20.*--cz-col"),
     ("ra,dec,cz\n1,2,0.1\n1,95,0.1\n", {}, r"declinations outside"),
+    ("", {}, r"is empty"),
+    ("\n  \n", {}, r"is empty"),
+    ("ra,dec,z\n", {}, r"header \(ra, dec, z\) but no data rows"),
+    ("ra,dec,z\n1,2,-1\n1,2,-99\n", {}, r"every redshift .* is negative"),
+    ("ra,dec,z\n1,,0.1\n,2,0.1\n", {}, r"every row .* misses a value"),
 ])
 def test_bad_tables_raise_clear_errors(tmp_path, text, kwargs, match):
     (tmp_path / "t.csv").write_text(text)
     with pytest.raises(ObservationError, match=match):
         read_redshift_table(tmp_path / "t.csv", **kwargs)
+
+
+def test_unreadable_table_is_one_line(tmp_path):
+    """astropy's format guessing writes pages; the error keeps its first line."""
+    (tmp_path / "t.csv").write_text("ra dec z\n1 2\n3 4 5 6 7\n")
+    with pytest.raises(ObservationError) as err:
+        read_redshift_table(tmp_path / "t.csv")
+    assert "cannot read" in str(err.value) and str(err.value).count("\n") == 0
+
+
+def test_negative_redshifts_dropped_and_counted(tmp_path):
+    (tmp_path / "t.csv").write_text("ra,dec,z\n10,20,0.1\n10.1,20.1,-1\n10.2,20.2,nan\n"
+                                    "10.3,20.3,-9999\n10.4,20.4,0.11\n")
+    t = read_redshift_table(tmp_path / "t.csv")
+    assert (t.n_rows, t.n_dropped, t.n_negative) == (5, 1, 2)
+    assert list(t.row) == [0, 4]
+
+
+def _cone(n=200, ra0=194.95, dec0=27.98, radius=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    r, phi = radius * np.sqrt(rng.uniform(size=n)), rng.uniform(0, 2 * np.pi, n)
+    ra = ra0 + r * np.cos(phi) / np.cos(np.deg2rad(dec0))
+    return ra, dec0 + r * np.sin(phi)
+
+
+def test_ra_in_hours_is_caught_or_converted(tmp_path):
+    from pyro_clusters.realfield.table import RedshiftTable, ra_in_degrees
+
+    ra, dec = _cone()
+    n = ra.size
+    args = (np.full(n, 35000.0), np.arange(n), n, 0, {"ra": "ra", "dec": "dec", "z": "z"})
+    degrees = RedshiftTable(ra, dec, *args)
+    hours = RedshiftTable(ra / 15.0, dec, *args)
+    same, ra0 = ra_in_degrees(degrees, 194.95, 27.98)  # degrees pass untouched
+    assert same is degrees and ra0 == 194.95
+    with pytest.raises(ObservationError, match="look like hours.*--ra-unit hour"):
+        ra_in_degrees(hours, 194.95 / 15.0, 27.98)
+    converted, ra0 = ra_in_degrees(hours, 194.95 / 15.0, 27.98, "hour")
+    np.testing.assert_allclose(converted.ra, ra)
+    assert ra0 == pytest.approx(194.95)
+    kept, _ = ra_in_degrees(hours, 194.95 / 15.0, 27.98, "deg")  # the user says degrees
+    assert kept is hours
+    # a genuine field near RA 10 deg (all RA < 24) is not mistaken for hours
+    ra_small, dec_small = _cone(ra0=10.0, dec0=5.0)
+    small = RedshiftTable(ra_small, dec_small, *args)
+    assert ra_in_degrees(small, 10.0, 5.0)[0] is small
+    with pytest.raises(ObservationError, match="RA >= 24"):
+        ra_in_degrees(degrees, 194.95, 27.98, "hour")
+    # a centre in hours beside a table in degrees: the empty-cylinder error says so
+    with pytest.raises(ObservationError, match="centre RA .* looks like hours"):
+        observe_field(degrees, 194.95 / 15.0, 27.98, 0.117, 1.6, 2200.0)
 
 
 def test_missing_file_and_empty_cylinder(tmp_path):

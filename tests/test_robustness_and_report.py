@@ -122,6 +122,20 @@ def test_write_report_contract_and_figures(msigma, sets, tmp_path):
     assert "`msigma_wide`" in report
 
 
+def test_tarp_of_one_estimator_independent_of_its_company(msigma, sets, tmp_path):
+    """TARP reference points are keyed by seed and estimator name, not by list position."""
+    test = sets[1]
+    a = _posterior(msigma, test)
+    wide = PosteriorSamples(a.truth[:, None] + 2 * (a.samples - a.truth[:, None]), a.truth,
+                            estimator="msigma_wide")
+    alone = write_report(tmp_path / "alone", [a], seed=3, save_samples=False)
+    pair = write_report(tmp_path / "pair", [wide, a], seed=3, save_samples=False)
+    assert pair["msigma"]["tarp_ecp"] == alone["msigma"]["tarp_ecp"]
+    assert pair["msigma"]["tarp_max_abs_dev"] == alone["msigma"]["tarp_max_abs_dev"]
+    other_seed = write_report(tmp_path / "seed4", [a], seed=4, save_samples=False)
+    assert other_seed["msigma"]["tarp_ecp"] != alone["msigma"]["tarp_ecp"]
+
+
 def test_report_refuses_mismatched_test_sets(msigma, sets, tmp_path):
     test = sets[1]
     a = _posterior(msigma, test)

@@ -1,8 +1,8 @@
-"""``python -m pyro_clusters catalog``: train/val/test sets from an N-body catalogue.
+"""``pyro-clusters catalog``: train/val/test sets from an N-body catalogue.
 
 Usage::
 
-    python -m pyro_clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR
+    pyro-clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR
 
 The recipe and the input schema: :mod:`pyro_clusters.catalog.mocks`,
 :mod:`pyro_clusters.catalog.schema`.
@@ -23,6 +23,7 @@ from pyro_clusters.catalog.mocks import (
     build_datasets,
 )
 from pyro_clusters.catalog.schema import CatalogError
+from pyro_clusters.cli import command_parser
 from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig
 
@@ -31,11 +32,13 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters catalog", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--catalog", type=Path, required=True, help="HDF5 catalogue (the schema)")
-    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True)
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p = command_parser("catalog", __doc__)
+    p.add_argument("--catalog", type=Path, required=True,
+                   help="halo + galaxy catalogue: HDF5 in the package schema, or a file "
+                        "--format reads")
+    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True,
+                   help="idealized: members only; cylinder: interlopers included")
+    p.add_argument("--out", type=Path, required=True, help="output directory (created)")
     p.add_argument("--columns", default=None,
                    help='JSON renaming, e.g. \'{"halos": {"m200c": "M200c"}}\'')
     p.add_argument("--log-m-min", type=float, default=defaults.PRIOR_RANGE[0],
@@ -48,16 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                    help="log-mass range of the natural test set")
     p.add_argument("--fractions", type=float, nargs=3, default=(0.7, 0.1, 0.2),
-                   metavar=("TRAIN", "VAL", "TEST"))
+                   metavar=("TRAIN", "VAL", "TEST"),
+                   help="fractions of the box's halos in the three sets")
     p.add_argument("--aperture", type=float, default=defaults.APERTURE,
                    help="R_ap [physical h^-1 Mpc]")
     p.add_argument("--v-cut", type=float, default=defaults.V_CUT, help="v_cut [km/s]")
     p.add_argument("--n-min", type=int, default=defaults.N_MIN,
                    help="minimum galaxies per view")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the views and splits")
     p.add_argument("--workers", type=int, default=1, help="local threads")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (else local)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 

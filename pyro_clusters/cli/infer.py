@@ -1,8 +1,8 @@
-r"""``python -m pyro_clusters infer``: the posterior mass of an observed cluster.
+r"""``pyro-clusters infer``: the posterior mass of an observed cluster.
 
 Usage::
 
-    python -m pyro_clusters infer --table FILE --ra RA --dec DEC --z Z [--model DIR]
+    pyro-clusters infer --table FILE --ra RA --dec DEC --z Z [--model DIR]
         [--out DIR] [--prior {flat,hmf}] [--subsample N|auto] [--n-subsamples K]
         [--ra-col C] [--dec-col C] [--z-col C | --cz-col C] [--draws N] [--seed S]
 
@@ -23,17 +23,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.inference import infer_cluster
 from pyro_clusters.realfield.outputs import format_summary, save_outputs
-from pyro_clusters.realfield.table import ObservationError, observe_field, read_redshift_table
+from pyro_clusters.realfield.table import (
+    ObservationError,
+    observe_field,
+    ra_in_degrees,
+    read_redshift_table,
+)
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pyro_clusters infer``; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters infer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = command_parser("infer", __doc__)
     p.add_argument("--table", type=Path, required=True,
                    help="CSV or whitespace table with RA, Dec [deg] and z (or cz [km/s])")
     p.add_argument("--ra", type=float, required=True, help="cluster centre RA [deg]")
@@ -41,27 +46,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--z", type=float, required=True, help="cluster redshift")
     p.add_argument("--model", type=Path, default=None,
                    help="model bundle directory (default: the one shipped with the package)")
-    p.add_argument("--out", type=Path, default=Path("results/infer"))
-    p.add_argument("--ra-col", default=None)
-    p.add_argument("--dec-col", default=None)
+    p.add_argument("--out", type=Path, default=Path("results/infer"),
+                   help="output directory (created)")
+    p.add_argument("--ra-col", default=None,
+                   help="RA column (default: the first of ra, RA, RAJ2000, ... found)")
+    p.add_argument("--dec-col", default=None,
+                   help="Dec column (default: the first of dec, Dec, DEJ2000, ... found)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--z-col", default=None, help="redshift column")
-    g.add_argument("--cz-col", default=None, help="c z column [km/s]")
-    p.add_argument("--prior", choices=("flat", "hmf"), default="flat")
+    g.add_argument("--z-col", default=None,
+                   help="redshift column (default: the first of z, redshift, zhelio, ... found)")
+    g.add_argument("--cz-col", default=None, help="c z column [km/s] instead of a redshift")
+    p.add_argument("--ra-unit", choices=("auto", "deg", "hour"), default="auto",
+                   help="unit of the table's and the centre's RA; auto takes degrees and "
+                        "stops with a message when they look like hours")
+    p.add_argument("--prior", choices=("flat", "hmf"), default="flat",
+                   help="prior on log M: flat over the training range, or the halo mass "
+                        "function at the cluster redshift")
     p.add_argument("--subsample", default=None,
-                   help="galaxies per random subset, or 'auto' (training richness)")
-    p.add_argument("--n-subsamples", type=int, default=20)
-    p.add_argument("--draws", type=int, default=4000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    args = p.parse_args(argv)
+                   help="galaxies per random subset, or 'auto' (the training richness); "
+                        "default: all galaxies at once")
+    p.add_argument("--n-subsamples", type=int, default=20,
+                   help="random subsets averaged with --subsample")
+    p.add_argument("--draws", type=int, default=4000, help="posterior draws")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws and subsets")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pyro-clusters infer``; returns the exit code."""
+    args = build_parser().parse_args(argv)
     from pyro_clusters.realfield.bundle import CylinderModel
 
     try:
         model = CylinderModel.load(args.model, args.device)
         table = read_redshift_table(args.table, args.ra_col, args.dec_col, args.z_col,
                                     args.cz_col)
-        obs = observe_field(table, args.ra, args.dec, args.z, model.trained_on["aperture"],
+        table, ra = ra_in_degrees(table, args.ra, args.dec, args.ra_unit)
+        obs = observe_field(table, ra, args.dec, args.z, model.trained_on["aperture"],
                             model.trained_on["v_cut"])
         sub = args.subsample
         if sub is not None and sub != "auto":

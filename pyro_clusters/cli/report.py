@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m pyro_clusters report --posterior FILE_OR_RUN_DIR [...] --out DIR [--seed S]
-                                   [--mass-bin-width 0.1]
+    pyro-clusters report --posterior FILE_OR_RUN_DIR [...] --out DIR [--seed S]
+                         [--mass-bin-width 0.1]
 
 Each FILE is a posterior file (docs/posterior_format.md); a directory stands for every
 ``posterior_*.nc`` in it (an experiment's run directory). The files are NetCDF-4 with
@@ -18,11 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from pyro_clusters.cli import command_parser
 from pyro_clusters.diagnostics.metrics import default_mass_edges
 from pyro_clusters.diagnostics.posterior import load_posterior
 from pyro_clusters.diagnostics.report import summary_line, write_report
 
-__all__ = ["expand_inputs", "main"]
+__all__ = ["build_parser", "expand_inputs", "main"]
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -39,15 +40,22 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = command_parser("report", __doc__)
+    p.add_argument("--posterior", type=Path, nargs="+", required=True,
+                   help="posterior files (NetCDF-4), or run directories of posterior_*.nc")
+    p.add_argument("--out", type=Path, required=True, help="report directory (created)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of TARP's reference points (each estimator's own, by name)")
+    p.add_argument("--mass-bin-width", type=float, default=0.1,
+                   help="width of the per-mass-bin rows [dex]")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--posterior", type=Path, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seed", type=int, default=0, help="seed of TARP's reference points")
-    p.add_argument("--mass-bin-width", type=float, default=0.1, help="dex")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         files = expand_inputs(args.posterior)
         posteriors = [load_posterior(f) for f in files]

@@ -1,8 +1,8 @@
-r"""``python -m pyro_clusters simulate``: a dataset of simulated clusters to HDF5.
+r"""``pyro-clusters simulate``: a dataset of simulated clusters to HDF5.
 
 Usage::
 
-    python -m pyro_clusters simulate --setup {idealized,cylinder} --prior {flat,hmf} \\
+    pyro-clusters simulate --setup {idealized,cylinder} --prior {flat,hmf} \\
         --n N --seed S --out FILE [--workers W] [--batch-size B] [--log-m-min LO] [--log-m-max HI]
 
 The same seed gives a bit-identical file for any number of workers
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from pyro_clusters import defaults
+from pyro_clusters.cli import command_parser
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.datasets import simulate_to_file
 from pyro_clusters.simulator.priors import make_sampler
@@ -26,26 +27,31 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    p = argparse.ArgumentParser(prog="python -m pyro_clusters simulate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True)
+    p = command_parser("simulate", __doc__)
+    p.add_argument("--setup", choices=["idealized", "cylinder"], required=True,
+                   help="idealized: members only; cylinder: every galaxy in the aperture and "
+                        "velocity window, interlopers included")
     p.add_argument("--prior", choices=["flat", "hmf"], default="flat",
                    help="flat in log M (training) or the halo mass function (test sets)")
     p.add_argument("--n", type=int, required=True, help="number of clusters (after N_min)")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True, help="output HDF5 file")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, required=True,
+                   help="seed of the whole file (the same for any --workers)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output HDF5 file (its folder is created)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--batch-size", type=int, default=1000,
+                   help="clusters per task and per write")
     p.add_argument("--log-m-min", type=float, default=None,
                    help="lower log10(M200c / h^-1 Msun) (flat: 13.5, hmf: 14.0)")
     p.add_argument("--log-m-max", type=float, default=None,
                    help="upper log10(M200c / h^-1 Msun) (flat: 15.5, hmf: 15.3)")
     p.add_argument("--z", type=float, default=defaults.Z, help="cluster redshift")
-    p.add_argument("--aperture", type=float, default=defaults.APERTURE, help="R_ap [h^-1 Mpc]")
+    p.add_argument("--aperture", type=float, default=defaults.APERTURE,
+                   help="R_ap [physical h^-1 Mpc]")
     p.add_argument("--v-cut", type=float, default=defaults.V_CUT, help="v_cut [km/s]")
     p.add_argument("--n-min", type=int, default=defaults.N_MIN,
                    help="minimum galaxies per cluster")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 

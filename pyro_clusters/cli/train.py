@@ -1,4 +1,9 @@
-"""``python -m pyro_clusters train``: train the classifier + NPE bundle that ``infer`` uses."""
+"""``pyro-clusters train``: train the classifier + NPE bundle that ``infer`` uses.
+
+For a cylinder setup (redshift, aperture, velocity window, redshift errors, incompleteness):
+simulates training clusters, trains the membership classifier, the M-sigma baseline and the
+NPE, and writes the bundle ``pyro-clusters infer --model DIR`` reads.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from pyro_clusters import defaults
+from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.bundle import SIZES, train_bundle
 from pyro_clusters.simulator.config import SimulatorConfig
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pyro_clusters train``: train and save a bundle; returns the exit code."""
-    p = argparse.ArgumentParser(
-        prog="python -m pyro_clusters train",
-        description="Train the classifier + NPE bundle that `python -m pyro_clusters infer` "
-                    "uses, for a cylinder setup (redshift, aperture, velocity window).")
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    p = command_parser("train", __doc__)
     p.add_argument("--out", type=Path, required=True, help="bundle directory to write")
     p.add_argument("--config", type=Path, default=None,
                    help="simulator configuration JSON (SimulatorConfig.to_json), e.g. another "
@@ -38,11 +41,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="train on cylinder datasets made from an N-body catalogue "
                         "(python -m pyro_clusters.catalog --out DIR) instead of the simulator;"
                         " z, aperture, v_cut and N_min are then the data's")
-    p.add_argument("--size", choices=sorted(SIZES), default="full")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--size", choices=sorted(SIZES), default="full",
+                   help="run size: clusters simulated and epoch limits (default: full, what "
+                        "the shipped model was trained with; quick for a smoke test)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of simulation, weights and batch order (default: 0)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="wall-clock budget of each network's training [s] (default: none; "
+                        "runs stop by epochs and patience so the seed reproduces them)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pyro-clusters train``: train and save a bundle; returns the exit code."""
+    args = build_parser().parse_args(argv)
     try:
         base = (SimulatorConfig.from_json(args.config.read_text()) if args.config
                 else SimulatorConfig())
@@ -62,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv)
     try:
         model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
-                             command, args.data)
+                             command, args.data, args.max_seconds)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

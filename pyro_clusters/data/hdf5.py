@@ -49,13 +49,20 @@ class DatasetError(ValueError):
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Raise ``OSError`` now, before any work, if ``path`` cannot be written."""
+    """Raise ``OSError`` now, before any work, if ``path`` cannot be written.
+
+    Missing parent folders are created (as ``mkdir -p``); a parent that is a file, or a folder
+    without write permission, raises.
+    """
     path = Path(path)
     parent = path.resolve().parent
     if path.is_dir():
         raise IsADirectoryError(f"output path {path} is a directory")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"output directory {parent} does not exist")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot create the output folder {parent}: a file is in "
+                                 "the way") from None
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"output directory {parent} is not writable")
     if path.exists() and not os.access(path, os.W_OK):

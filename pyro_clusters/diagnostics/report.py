@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from pyro_clusters.diagnostics.coverage import (
 from pyro_clusters.diagnostics.metrics import default_mass_edges, residual_metrics, richness_split
 from pyro_clusters.diagnostics.posterior import PosteriorSamples, save_posterior
 
-__all__ = ["Evaluation", "evaluate", "summary_line", "to_json_safe", "write_report"]
+__all__ = ["Evaluation", "estimator_rng", "evaluate", "summary_line", "to_json_safe",
+           "without_timings", "write_report"]
 
 #: metadata keys tried, in order, as the richness N of papers/003 eq. 8.
 RICHNESS_KEYS = ("richness", "n_members", "n_gal")
@@ -82,6 +84,39 @@ def evaluate(posterior: PosteriorSamples, rng: np.random.Generator,
         split = richness_split(eps, np.maximum(posterior.meta[key], 1))
         metrics["richness_split"] = {**split.to_dict(), "richness_key": key}
     return Evaluation(posterior.estimator, posterior, metrics, hpd, tarp)
+
+
+def estimator_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator of one estimator's TARP reference points and bootstrap.
+
+    Keyed by ``seed`` and the estimator's name (CRC-32 of its UTF-8 bytes as the spawn key), so
+    an estimator's TARP numbers do not depend on which other posteriors are evaluated with it,
+    nor in which order.
+    """
+    key = zlib.crc32(name.encode("utf-8"))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
+
+
+#: metrics.json keys that hold wall-clock measurements (suffixes and prefixes).
+TIMING_SUFFIXES = ("seconds", "_ms_per_cluster")
+TIMING_PREFIXES = ("clusters_per_second",)
+
+
+def without_timings(metrics):
+    """``metrics`` (a metrics.json tree) without its wall-clock measurements, recursively.
+
+    What is left is what the seed determines: two runs of an experiment with the same seed,
+    size and data on the same software give equal results (training times, inference times
+    and throughputs differ with machine load and are removed: keys ending in ``seconds`` or
+    ``_ms_per_cluster``, or starting with ``clusters_per_second``).
+    """
+    if isinstance(metrics, dict):
+        return {k: without_timings(v) for k, v in metrics.items()
+                if not (str(k).endswith(TIMING_SUFFIXES)
+                        or str(k).startswith(TIMING_PREFIXES))}
+    if isinstance(metrics, list):
+        return [without_timings(v) for v in metrics]
+    return metrics
 
 
 def summary_line(name: str, m: dict) -> str:
@@ -142,7 +177,7 @@ def write_report(
     Args:
         out: run directory (created).
         posteriors: one per estimator, all on the same test clusters.
-        seed: seed of the TARP reference points (one child generator per estimator).
+        seed: seed of the TARP reference points (per estimator name, :func:`estimator_rng`).
         top_level: extra top-level metrics.json fields (n_train, config, ...).
         title: report heading.
         extra_sections: Markdown lines appended to the report (e.g. robustness tables).
@@ -164,10 +199,8 @@ def write_report(
             raise ValueError("all posteriors must be on the same test clusters (same truths)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    seqs = np.random.SeedSequence(seed).spawn(len(posteriors))
     edges = default_mass_edges(posteriors[0].truth) if mass_edges is None else mass_edges
-    evaluations = [evaluate(p, np.random.default_rng(q), edges)
-                   for p, q in zip(posteriors, seqs, strict=True)]
+    evaluations = [evaluate(p, estimator_rng(seed, p.estimator), edges) for p in posteriors]
     metrics = {ev.name: ev.metrics for ev in evaluations}
     metrics.update({"n_test": n, "seed": seed, "package_version": __version__,
                     "mass_bin_edges": np.asarray(edges).tolist()})

@@ -65,8 +65,8 @@ FORMAT = "pyro_clusters.cylinder_bundle/1"
 #: "full" is what the shipped default was trained with; "tiny" is for the test suite.
 SIZES = {
     "tiny": RunSize(300, 100, 100, max_epochs=2, patience=2),
-    "quick": RunSize(3000, 600, 600, max_epochs=12, patience=4, max_seconds=70.0),
-    "full": RunSize(20000, 4000, 2000, max_epochs=60, patience=6, max_seconds=600.0),
+    "quick": RunSize(3000, 600, 600, max_epochs=12, patience=4),
+    "full": RunSize(20000, 4000, 2000, max_epochs=60, patience=6),
 }
 
 #: percentiles of the training richness (galaxies in the cylinder) stored with a bundle.
@@ -168,7 +168,7 @@ def _richness(clusters: ClusterSet) -> dict[str, float]:
 
 def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                  device: str = "cpu", progress: bool = True, command: str | None = None,
-                 data: Path | None = None) -> CylinderModel:
+                 data: Path | None = None, max_seconds: float | None = None) -> CylinderModel:
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
@@ -186,6 +186,8 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         progress: progress bars while training.
         command: the command line, recorded in the bundle.
         data: directory of catalogue datasets (cylinder setup); None simulates.
+        max_seconds: wall-clock budget of each network's training [s]; None (default) stops
+            by epochs and patience only, so that the seed reproduces the bundle.
 
     Returns:
         the trained :class:`CylinderModel` (not yet saved).
@@ -198,7 +200,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                          f"included), got setup={config.setup!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
-    run = SIZES[size]
+    run = replace(SIZES[size], max_seconds=max_seconds)
     n_train, n_val, n_test = run.n_train, run.n_val, run.n_test
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()

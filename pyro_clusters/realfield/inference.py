@@ -258,6 +258,7 @@ def _summary(post: ClusterPosterior, model) -> dict:
         "h": h,
         "n_table_rows": obs.n_rows,
         "n_rows_dropped_missing": obs.n_dropped,
+        "n_rows_dropped_negative_z": obs.n_negative,
         "n_table_galaxies": obs.n_table,
         "n_galaxies_in_cylinder": obs.n_gal,
         "n_members_classifier": int((post.p_member > model.classifier.config.threshold).sum()),

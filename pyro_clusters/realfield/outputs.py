@@ -44,6 +44,9 @@ def format_summary(s: dict) -> str:
     if s["n_rows_dropped_missing"]:
         lines.append(f"  note: {s['n_rows_dropped_missing']} of {s['n_table_rows']} table rows "
                      "dropped for a missing or NaN value")
+    if s.get("n_rows_dropped_negative_z"):
+        lines.append(f"  note: {s['n_rows_dropped_negative_z']} of {s['n_table_rows']} table "
+                     "rows dropped for a negative redshift (taken as 'no redshift')")
     lines += [f"  note: {n}" for n in s["settings"]["notes"]]
     lines += [f"  WARNING: {w}" for w in s["warnings"]]
     return "\n".join(lines)

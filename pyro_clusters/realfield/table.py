@@ -23,7 +23,7 @@ column and the row.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,9 @@ import numpy as np
 from pyro_clusters.cosmology import C_KMS, projected_to_sky, sky_to_projected
 from pyro_clusters.data.clusters import ClusterSet
 
-__all__ = ["COLUMN_ALIASES", "FieldObservation", "ObservationError", "RedshiftTable",
-           "cluster_to_table", "observe_field", "read_redshift_table", "write_redshift_table"]
+__all__ = ["COLUMN_ALIASES", "HOURS_SPREAD_RATIO", "FieldObservation", "ObservationError",
+           "RedshiftTable", "cluster_to_table", "observe_field", "ra_in_degrees",
+           "read_redshift_table", "write_redshift_table"]
 
 #: Column names recognised without being told (case-insensitive), in order of preference.
 COLUMN_ALIASES = {
@@ -60,6 +61,8 @@ class RedshiftTable:
         n_dropped: rows dropped for a missing or NaN value in a used column.
         columns: role (``ra``, ``dec``, ``z`` or ``cz``) -> column name used.
         source: file name.
+        n_negative: rows dropped for a negative redshift (or c z): catalogues mark a missing
+            redshift with -1, -99 or -9999, and no cluster member has z < 0.
     """
 
     ra: np.ndarray
@@ -70,6 +73,7 @@ class RedshiftTable:
     n_dropped: int
     columns: dict[str, str]
     source: str = ""
+    n_negative: int = 0
 
 
 def _find_column(names: list[str], role: str, given: str | None) -> str | None:
@@ -88,8 +92,8 @@ def _numeric(table, name: str) -> np.ndarray:
     """A column as float64 with missing values as NaN; non-numeric entries raise."""
     col = table[name]
     mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
-    values = np.asarray(col.filled(np.nan) if mask.any() else col)
-    if values.dtype.kind in "fiub":
+    values = np.asarray(col)
+    if values.dtype.kind in "fiub":  # an integer column with gaps cannot hold NaN: float first
         out = values.astype(np.float64)
     else:
         out = np.full(len(values), np.nan)
@@ -107,6 +111,23 @@ def _numeric(table, name: str) -> np.ndarray:
                 ) from None
     out[mask] = np.nan
     return out
+
+
+def _read_failure(path: Path, text: str, err: Exception) -> str:
+    """One line saying why astropy could not read a table.
+
+    A failed format guess lists every format tried (pages); reading again as the one format the
+    header line suggests (CSV if it has a comma, else whitespace-separated) gives the reason.
+    """
+    header = next(ln for ln in text.splitlines() if ln.strip())
+    from astropy.io import ascii
+
+    try:
+        ascii.read(path, format="csv" if "," in header else "basic", guess=False)
+    except Exception as simple:  # noqa: BLE001 - any reader error is the reason
+        err = simple
+    return next((ln.strip() for ln in str(err).splitlines() if ln.strip()),
+                type(err).__name__)
 
 
 def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str | None = None,
@@ -137,9 +158,20 @@ def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str
     if z is not None and cz is not None:
         raise ObservationError("give either a redshift column or a cz column, not both")
     try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        raise ObservationError(f"cannot read {path}: {err}") from err
+    if not text.strip():
+        raise ObservationError(f"the table {path} is empty")
+    try:
         table = ascii.read(path, format=format) if format else ascii.read(path)
-    except Exception as err:  # astropy raises many types for unreadable text
-        raise ObservationError(f"cannot read {path} as a table: {err}") from err
+    except Exception as err:  # astropy raises many types, with pages of format guessing
+        raise ObservationError(f"cannot read {path} as a table (CSV or whitespace-separated "
+                               f"with a header line): {_read_failure(path, text, err)}"
+                               ) from err
+    if len(table) == 0:
+        raise ObservationError(f"the table {path} has a header ({', '.join(table.colnames)}) "
+                               "but no data rows")
     names = list(table.colnames)
     cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec)}
     if cz is not None:
@@ -169,11 +201,16 @@ def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str
     if "cz" in values and np.any(vel[ok] >= C_KMS):
         raise ObservationError(f"column {cols['cz']!r} has values >= c; is it a redshift? "
                                "Then name it with --z-col")
-    if np.any(vel[ok] <= -C_KMS / 2):
-        raise ObservationError("the table has strongly negative redshifts")
-    rows = np.flatnonzero(ok)
-    return RedshiftTable(r[ok] % 360.0, d[ok], vel[ok], rows, len(table),
-                         int((~ok).sum()), cols, str(path))
+    if not ok.any():
+        raise ObservationError(f"every row of {path} misses a value in the columns used "
+                               f"({cols})")
+    negative = ok & (vel < 0.0)
+    if np.array_equal(negative, ok):
+        raise ObservationError(f"every redshift in column {cols.get('z', cols.get('cz'))!r} is "
+                               "negative: is it the right column?")
+    rows = np.flatnonzero(ok & ~negative)
+    return RedshiftTable(r[rows] % 360.0, d[rows], vel[rows], rows, len(table),
+                         int((~ok).sum()), cols, str(path), int(negative.sum()))
 
 
 def write_redshift_table(path: str | os.PathLike, ra: np.ndarray, dec: np.ndarray,
@@ -203,6 +240,7 @@ class FieldObservation:
         n_table: galaxies in the table with all values present.
         n_rows: data rows in the table.
         n_dropped: rows dropped for a missing or NaN value.
+        n_negative: rows dropped for a negative redshift (a missing-value placeholder).
         coverage_radius: largest projected radius of a table galaxy inside the velocity window
             [h^-1 Mpc] (a table cut smaller than the aperture has coverage_radius < aperture).
         velocity_span: (min, max) v_los of table galaxies inside the aperture [km/s], before the
@@ -218,6 +256,7 @@ class FieldObservation:
     n_table: int
     n_rows: int
     n_dropped: int
+    n_negative: int
     coverage_radius: float
     velocity_span: tuple[float, float]
 
@@ -227,6 +266,56 @@ class FieldObservation:
         return int(self.clusters.n_gal[0])
 
 
+#: RA spread / Dec spread below which a table whose RAs all lie in [0, 24) is taken as hours
+HOURS_SPREAD_RATIO = 0.25
+
+
+def _spread(x: np.ndarray) -> float:
+    """Half the 16-84 % range (a robust standard deviation)."""
+    lo, hi = np.percentile(x, [16.0, 84.0])
+    return 0.5 * float(hi - lo)
+
+
+def ra_in_degrees(table: RedshiftTable, ra_center: float, dec_center: float,
+                  unit: str = "auto") -> tuple[RedshiftTable, float]:
+    """The table and centre with right ascensions in degrees.
+
+    Args:
+        table: galaxies (:func:`read_redshift_table`), RA as read.
+        ra_center: the centre's RA, in the same unit as the table's.
+        dec_center: the centre's Dec [deg].
+        unit: ``"deg"`` (as given), ``"hour"`` (both multiplied by 15) or ``"auto"``: as given,
+            unless the table looks like hours -- every RA and the centre in [0, 24) and the
+            galaxies' RA spread on the sky (times cos Dec) under
+            :data:`HOURS_SPREAD_RATIO` of their Dec spread, as a field in hours is 15 times
+            narrower in RA than in Dec -- which raises rather than giving a wrong mass.
+
+    Returns:
+        (table, centre RA [deg]).
+
+    Raises:
+        ObservationError: RA in hours suspected (``auto``), or values that are not hours
+            (``hour``).
+    """
+    if unit not in ("auto", "deg", "hour"):
+        raise ObservationError(f"RA unit must be auto, deg or hour, got {unit!r}")
+    in_range = bool(table.ra.size) and float(table.ra.max()) < 24.0 and 0.0 <= ra_center < 24.0
+    if unit == "hour":
+        if not in_range:
+            raise ObservationError("RA unit 'hour' but the table or the centre has RA >= 24")
+        return replace(table, ra=table.ra * 15.0), ra_center * 15.0
+    if unit == "deg" or not in_range or table.ra.size < 10:
+        return table, ra_center
+    d_ra = ((table.ra - ra_center + 180.0) % 360.0 - 180.0) * np.cos(np.deg2rad(dec_center))
+    s_ra, s_dec = _spread(d_ra), _spread(table.dec - dec_center)
+    if s_dec > 0 and s_ra < HOURS_SPREAD_RATIO * s_dec:
+        raise ObservationError(
+            f"the RA values look like hours, not degrees: all in [0, 24) with the centre, and "
+            f"the galaxies spread {s_ra / s_dec:.2f} times as wide in RA as in Dec; give "
+            "--ra-unit hour (table and centre in hours), or --ra-unit deg if they are degrees")
+    return table, ra_center
+
+
 def _check_center(ra: float, dec: float, z: float) -> None:
     if not np.isfinite([ra, dec, z]).all():
         raise ObservationError(f"the centre must be finite numbers, got RA {ra}, Dec {dec}, z {z}")
@@ -234,6 +323,17 @@ def _check_center(ra: float, dec: float, z: float) -> None:
         raise ObservationError(f"centre declination {dec} is outside [-90, 90] deg")
     if not 0.0 < z < 5.0:
         raise ObservationError(f"cluster redshift must be in (0, 5), got {z}")
+
+
+def _hours_hint(table: RedshiftTable, ra_center: float) -> str:
+    """A hint when the centre's RA, read as hours, falls among the table's RAs [deg]."""
+    if not 0.0 <= ra_center < 24.0 or not table.ra.size:
+        return ""
+    offset = (table.ra - 15.0 * ra_center + 180.0) % 360.0 - 180.0
+    if np.median(np.abs(offset)) < 5.0:
+        return (f"; the centre RA {ra_center} looks like hours ({15.0 * ra_center:.4f} deg "
+                "lies among the table's RAs): give it in degrees")
+    return ""
 
 
 def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_cluster: float,
@@ -270,7 +370,7 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
             f"no galaxy of the table ({table.n_rows} rows) lies in the cylinder R <= {aperture} "
             f"h^-1 Mpc, |v_los| <= {v_cut} km/s around RA {ra_center}, Dec {dec_center}, "
             f"z {z_cluster}: check the centre, the redshift and the columns used "
-            f"({table.columns})")
+            f"({table.columns})" + _hours_hint(table, ra_center))
     idx = np.flatnonzero(near)[keep]
     galaxies = {"x_proj": x[keep].astype(np.float32), "y_proj": y[keep].astype(np.float32),
                 "v_los": v[keep].astype(np.float32)}
@@ -283,7 +383,7 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
     return FieldObservation(clusters, table.ra[idx], table.dec[idx], table.cz[idx],
                             table.row[idx], (float(ra_center), float(dec_center),
                                              float(z_cluster)),
-                            len(table.ra), table.n_rows, table.n_dropped,
+                            len(table.ra), table.n_rows, table.n_dropped, table.n_negative,
                             float(r[in_window].max()), span)
 
 
