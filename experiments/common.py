@@ -160,7 +160,7 @@ def flat_table(flat_metrics: dict, names: list[str]) -> list[str]:
 
 def robustness(estimator, test: ClusterSet, rng: np.random.Generator, n_clusters: int,
                n_repeats: int) -> dict:
-    """Subsampling drift (papers/001 eq. 14) and 100 km/s velocity-error shift on a subset."""
+    """Subsampling drift (Ho et al. 2019 eq. 14) and 100 km/s velocity-error shift on a subset."""
     sub = test.select(np.sort(rng.choice(len(test), min(n_clusters, len(test)), replace=False)))
     drift = subsampling_drift(estimator, sub, rng, rates=np.round(np.arange(0.2, 1.01, 0.1), 2),
                               n_repeats=n_repeats)
@@ -171,7 +171,7 @@ def robustness(estimator, test: ClusterSet, rng: np.random.Generator, n_clusters
 def robustness_markdown(results: dict[str, dict]) -> list[str]:
     """A report section from {estimator: robustness dict}."""
     lines = ["", "## Robustness", "",
-             "Subsampled mass drift ε(r) over 0.6 ≤ r ≤ 0.8 (papers/001 Table 4) and the shift "
+             "Subsampled mass drift ε(r) over 0.6 ≤ r ≤ 0.8 (Ho et al. 2019 Table 4) and the shift "
              "of posterior medians under 100 km/s velocity errors.", "",
              "| estimator | clusters | ε(0.6–0.8) median | 16% | 84% | width | "
              "v-error shift median | v-error std ratio |", "|---|---|---|---|---|---|---|---|"]

@@ -4,12 +4,15 @@ Simulates one flat-prior training set (with validation and a separate calibratio
 KDE slice), an HMF-distributed test set over 14.0-15.3 and a flat-prior test set; trains or
 reuses (``--reuse DIR``) every estimator on the same clusters:
 
-    msigma          M-sigma relation, all galaxies (papers/001)
-    npe_deepsets    Deep Sets + Pyro spline flow on the M-sigma residual (papers/002)
-    cnn_kde_slice   CNN on the 2D KDE image + bivariate-KDE slice (papers/000, 001)
-    mc_dropout      MC-dropout CNN with a Gaussian head (papers/004)
-    nf_kde2d        conditional Gaussian-flow stack on the flattened 2D KDE (papers/003)
-    sbi_npe         sbi's NPE (neural spline flow) with our Deep Sets embedding
+    msigma          M-sigma relation, all galaxies (Ho et al. 2019)
+    npe_deepsets    set network + Pyro spline flow on the M-sigma residual
+                    (Wang, Thiele & Ho 2026)
+    cnn_kde_slice   CNN on the 2D KDE image + bivariate-KDE slice
+                    (Kodi Ramanah, Wojtak & Arendse 2021; Ho et al. 2019)
+    mc_dropout      MC-dropout CNN with a Gaussian head (Ho et al. 2022)
+    nf_kde2d        conditional Gaussian-flow stack on the flattened 2D KDE
+                    (Kodi Ramanah et al. 2020)
+    sbi_npe         sbi's NPE (neural spline flow) with our set embedding
 
 and writes DIR/metrics.json (the DESIGN.md contract, one entry per estimator), DIR/report.md
 (one comparison table, the inference-time ratio table, overlaid coverage and bias/std

@@ -232,7 +232,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     }
     choice = ["", "M–σ fits: the mass cut of each baseline was chosen from 13.5/14.0/14.5 by "
               "the validation scatter (the ±2200 km/s cut flattens the relation of massive "
-              "clusters, so fitting above 14.5 and extrapolating, as papers/001, can be far "
+              "clusters, so fitting above 14.5 and extrapolating, as Ho et al. 2019, can be far "
               "off): " + ", ".join(f"`{k}` {v['chosen']}" for k, v in cuts.items()) + "."]
     choice += ["", f"NPE default: `{best}` the membership probability as a galaxy feature "
               f"(validation loss {npes[best].result.best_val_loss:.4f} vs "

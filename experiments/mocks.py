@@ -4,7 +4,7 @@ Simulates flat-prior training sets and HMF test sets in the idealized and cylind
 computes the numbers that N-body mocks are known for (:mod:`pyro_clusters.diagnostics.realism`),
 measures the simulator's speed, and writes ``DIR/metrics.json``, ``DIR/report.md`` and figures
 under ``DIR/figures/``: M-sigma for members and for the cylinder, richness-mass, interloper
-fraction vs mass, and one cluster's projected phase space (papers/001 Fig. 1).
+fraction vs mass, and one cluster's projected phase space (Ho et al. 2019 Fig. 1).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def make_figures(sets: MockSets, fits: dict, metrics: dict, out: Path, seed: int
     plt.close(fig)
     names.append("figures/interloper_fraction.png")
 
-    # One cluster near log M = 14.3, as papers/001 Fig. 1.
+    # One cluster near log M = 14.3, as Ho et al. 2019 Fig. 1.
     i = int(np.argmin(np.abs(cyl.log_m - 14.3) + 10 * (cyl.n_gal < 20)))
     g = cyl.galaxies_of(i)
     mem = g["member"]

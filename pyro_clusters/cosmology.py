@@ -2,7 +2,7 @@
 
 The cosmology is set in exactly one place, :func:`get_cosmology`, because colossus keeps it as
 global state. The default is the MDPL2 cosmology (Planck 2013-like) used by Ho et al. 2019
-(papers/001, section 2.1): Omega_m = 0.307, Omega_Lambda = 0.693, h = 0.678, n_s = 0.96,
+(Ho et al. 2019, section 2.1): Omega_m = 0.307, Omega_Lambda = 0.693, h = 0.678, n_s = 0.96,
 sigma_8 = 0.8228.
 
 Units: masses h^-1 Msun, lengths h^-1 Mpc (physical unless the name says comoving),
@@ -42,7 +42,7 @@ C_KMS = 299_792.458
 #: r in h^-1 Mpc.
 G_MPC_KMS2_MSUN = 4.300917270e-9
 
-#: MDPL2 cosmology (Klypin et al. 2016; papers/001 section 2.1), in colossus' parameter names.
+#: MDPL2 cosmology (Klypin et al. 2016; Ho et al. 2019 section 2.1), in colossus' parameter names.
 MDPL2_PARAMS = {
     "flat": True,
     "H0": 67.77,
@@ -109,9 +109,9 @@ def relativistic_subtract(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def hubble_velocity(z: np.ndarray) -> np.ndarray:
-    """Relativistic recession velocity of redshift z, c[(1+z)^2 - 1]/[(1+z)^2 + 1] [km/s].
+    """Relativistic recession velocity of redshift z [km/s]: c ((1+z)^2 - 1) / ((1+z)^2 + 1).
 
-    Ho et al. 2019 (papers/001), appendix eq. 19.
+    Ho et al. 2019, appendix eq. 19.
     """
     a = (1.0 + np.asarray(z)) ** 2
     return C_KMS * (a - 1.0) / (a + 1.0)
@@ -192,7 +192,7 @@ def los_velocity(
 ) -> np.ndarray:
     """Observed line-of-sight velocity of galaxies relative to their cluster.
 
-    Ho et al. 2019 (papers/001), appendix eqs. 17-22: the galaxy's comoving distance is the
+    Ho et al. 2019, appendix eqs. 17-22: the galaxy's comoving distance is the
     cluster's plus its comoving line-of-sight offset (small-angle approximation), its redshift
     comes from the inverted d_C(z) table, and
 
@@ -245,7 +245,7 @@ def projected_to_sky(x_proj: np.ndarray, y_proj: np.ndarray, v_los: np.ndarray,
 
     Positions: the plane-of-sky offsets are tangent-plane (gnomonic) coordinates
     xi = x_proj / d_A (towards increasing RA), eta = y_proj / d_A (north). Velocities: the
-    galaxy's observed recession velocity is v_los (+) v_cl, with v_cl the cluster's (papers/001
+    galaxy's observed recession velocity is v_los (+) v_cl, with v_cl the cluster's (Ho et al. 2019
     appendix, relativistic composition), turned into a redshift.
 
     Args:

@@ -209,7 +209,7 @@ def test_cylinder_candidates_miss_nothing(catalog, monkeypatch):
     np.testing.assert_array_equal(fast.offsets, slow.offsets)
     for k in fast.galaxies:
         np.testing.assert_array_equal(fast.galaxies[k], slow.galaxies[k])
-    # interlopers of every kind are there, neighbouring centrals included (papers/002)
+    # interlopers of every kind are there, neighbouring centrals included (Wang, Thiele & Ho 2026)
     src = np.bincount(fast.galaxies["source"], minlength=7)
     assert src[0] == len(fast) and src[1] > 0 and src[4] > 0 and src[5] > 0 and src[6] > 0
 
@@ -327,7 +327,7 @@ def test_build_datasets_and_cli(tmp_path, capsys):
     assert not ids["val"] & ids["test"] and ids["test_flat"] <= ids["test"] | ids["test_flat"]
     test = sets["test"][0]
     assert set(np.unique(test.clusters["view"])) <= {0, 1, 2}  # natural: axis views only
-    assert (out / "mass_function.png").stat().st_size > 10_000  # papers/001 Fig. 2
+    assert (out / "mass_function.png").stat().st_size > 10_000  # Ho et al. 2019 Fig. 2
     summary = json.loads((out / "catalog_summary.json").read_text())
     assert summary["test"]["n_views"] == 3 * summary["test"]["n_halos"]
 

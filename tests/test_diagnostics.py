@@ -186,7 +186,7 @@ def test_excess_kurtosis_of_a_gaussian_is_zero_and_of_a_laplace_three():
 def test_richness_split_recovers_injected_scatter():
     rng = np.random.default_rng(13)
     n_mem = rng.integers(10, 400, 20000)
-    sig = np.sqrt(0.07**2 * 100 / n_mem + 0.05**2)  # papers/003's contaminated values
+    sig = np.sqrt(0.07**2 * 100 / n_mem + 0.05**2)  # Kodi Ramanah et al. 2020's contaminated values
     eps = 0.01 + sig * rng.standard_normal(n_mem.size)
     fit = richness_split(eps, n_mem)
     assert fit.sigma_n_dex == pytest.approx(0.07, rel=0.05)

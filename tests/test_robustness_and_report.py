@@ -55,7 +55,7 @@ def test_subsample_keeps_the_stated_share_of_real_galaxies(sets):
 def test_subsampling_drift_known_behaviour(msigma, sets):
     """At r = 1 nothing changes (common random numbers make it exact for M-sigma); removing
     galaxies widens the drift; the unbiased sigma keeps the median drift small at 0.6-0.8
-    (papers/001 Table 4: M-sigma_pure median -0.005, width 0.18 dex)."""
+    (Ho et al. 2019 Table 4: M-sigma_pure median -0.005, width 0.18 dex)."""
     test = sets[1].select(np.arange(300))
     d = subsampling_drift(msigma, test, np.random.default_rng(1), n_repeats=5)
     assert d.rates[-1] == 1.0

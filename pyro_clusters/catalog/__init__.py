@@ -3,7 +3,7 @@
 - :mod:`~pyro_clusters.catalog.schema`: the input schema, reader (with column renaming) and
   validation;
 - :mod:`~pyro_clusters.catalog.sightlines`: axis views, Fibonacci up-sampling, the flat training
-  mass function, the train / val / test split by halo id (papers/001 section 2.3);
+  mass function, the train / val / test split by halo id (Ho et al. 2019 section 2.3);
 - :mod:`~pyro_clusters.catalog.mocks`: minimum-image displacements, a periodic KD-tree, the
   simulator's observation code, streaming to the package's dataset format;
   ``python -m pyro_clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR``;

@@ -11,8 +11,8 @@ three axis views) and DIR/test_flat.h5 (the test halos with the flat mass functi
 calibration checks under the training prior), in the format of
 :mod:`pyro_clusters.data.hdf5`; every experiment reads them with ``--data DIR``.
 
-The recipe is Ho et al. 2019 (papers/001 sections 2.2-2.4 and appendix) with the two changes of
-papers/002 section 4.1:
+The recipe is Ho et al. 2019 (sections 2.2-2.4 and appendix) with the two changes of
+Wang, Thiele & Ho 2026 section 4.1:
 
 - cluster candidates are host halos with M200c >= 10^13.5 h^-1 Msun, galaxies those with
   M* >= 10^9.5 h^-1 Msun; true membership is ``host_id == halo id`` (bound to the halo);
@@ -79,16 +79,16 @@ class CatalogMockConfig:
     Attributes:
         setup: ``"idealized"`` (true members at any radius) or ``"cylinder"`` (every galaxy in
             the cylinder, interlopers included).
-        log_m_min: cluster candidates, log10(M200c / h^-1 Msun) >= this; 13.5 (papers/001).
-        stellar_mass_min: galaxies, M* >= this [h^-1 Msun]; 10^9.5 (papers/001).
+        log_m_min: cluster candidates, log10(M200c / h^-1 Msun) >= this; 13.5 (Ho et al. 2019).
+        stellar_mass_min: galaxies, M* >= this [h^-1 Msun]; 10^9.5 (Ho et al. 2019).
         observation: aperture, v_cut, N_min, errors (the simulator's observation settings).
         fractions: shares of halos in train, val, test (split by halo id).
         density: flat training mass function, views per volume per dex
-            [h^3 Mpc^-3 dex^-1]; 10^-5.2 (papers/001 section 2.3). Val and test_flat use the
+            [h^3 Mpc^-3 dex^-1]; 10^-5.2 (Ho et al. 2019 section 2.3). Val and test_flat use the
             same density times their share of the halos.
         bin_width: mass bins of the flat mass function [dex].
         max_views: cap on views of one halo (up-sampling of the rarest halos).
-        test_range: log-mass range of the natural test set (None: all candidates); papers/001
+        test_range: log-mass range of the natural test set (None: all candidates); Ho et al. 2019
             uses 14-15.
         chunk_halos: halos per unit of work (bounds memory).
         seed: seed of the split, the view sampling and the observation noise.
@@ -145,7 +145,7 @@ class CatalogBox:
         self.r200c = (h["r200c"] / (1.0 + self.z) if "r200c" in h
                       else r200c(h["m200c"], self.z, cosmo))
         # H(z) [km/s per physical h^-1 Mpc] and the line-of-sight Hubble flow v_H(l) on a
-        # fine grid of physical offsets l (papers/001 eqs. 17-22), tabulated once
+        # fine grid of physical offsets l (Ho et al. 2019 eqs. 17-22), tabulated once
         self._hubble = 100.0 * float(cosmo.Ez(self.z))
         self._ell = np.linspace(0.0, 3000.0, 30001)
         self._v_h = los_velocity(self.z, self._ell, np.zeros_like(self._ell), 0.0,
@@ -288,7 +288,10 @@ class CatalogBox:
 
 
 def _min_image(d: np.ndarray, box: float) -> np.ndarray:
-    """Minimum-image displacement, each component in [-box/2, box/2] (papers/002 sec. 4.1)."""
+    """Minimum-image displacement, each component in [-box/2, box/2].
+
+    Wang, Thiele & Ho 2026, section 4.1.
+    """
     return d - box * np.round(d / box)
 
 
@@ -510,7 +513,7 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
 def plot_mass_functions(path: Path, cluster_masses: dict[str, np.ndarray],
                         halo_log_m: np.ndarray, volume: float, config: CatalogMockConfig
                         ) -> Path:
-    """The mass functions of the written sets (papers/001 Fig. 2), as a PNG.
+    """The mass functions of the written sets (Ho et al. 2019 Fig. 2), as a PNG.
 
     Clusters per volume per dex [h^3 Mpc^-3 dex^-1] of each split, divided by the split's share
     of the halos (so every flat split should sit on the target density and the test set on

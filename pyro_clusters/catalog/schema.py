@@ -1,8 +1,8 @@
 r"""The input schema for a user's N-body catalogue: a halo table and a galaxy table in HDF5.
 
 The papers build their mocks from Rockstar host halos with UniverseMachine galaxies (MDPL2 in
-papers/001 section 2.1, Uchuu in papers/002 section 2.1). Such a catalogue enters the package
-as one HDF5 file::
+Ho et al. 2019 section 2.1, Uchuu in Wang, Thiele & Ho 2026 section 2.1). Such a catalogue enters
+the package as one HDF5 file::
 
     /                    attrs: box_size   [comoving h^-1 Mpc], the periodic box side
                                 redshift   of the snapshot

@@ -51,7 +51,7 @@ def sky_basis(direction: np.ndarray) -> np.ndarray:
     """Orthonormal observer frame of a line of sight, rows (x_hat, y_hat, z_hat), (3, 3).
 
     z_hat is the line of sight (away from the observer); x_hat is the component of the box
-    axis least aligned with it orthogonal to z_hat (papers/001 eqs. 15-16 leave the azimuth
+    axis least aligned with it orthogonal to z_hat (Ho et al. 2019 eqs. 15-16 leave the azimuth
     free; the cylinder cut does not depend on it). For the box axes this is a cyclic
     permutation: along z, (x_proj, y_proj) = (x, y).
     """
@@ -127,7 +127,7 @@ def flat_sightlines(rows: np.ndarray, log_m: np.ndarray, volume: float, density:
     replacement (down-sampling); otherwise every halo keeps its axis views and the T - 3 N
     extra views are shared out as evenly as possible, each halo's k extras being a k-point
     Fibonacci lattice turned by a random rotation (up-sampling), at most ``max_views`` per
-    halo (papers/001 section 2.3).
+    halo (Ho et al. 2019 section 2.3).
 
     Args:
         rows: halo-table rows of the halos to use, (n,).

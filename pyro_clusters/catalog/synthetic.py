@@ -46,7 +46,7 @@ from pyro_clusters.simulator.priors import hmf_cumulative
 
 __all__ = ["STELLAR_MASS_CUT", "main", "synthetic_catalog"]
 
-#: The papers' galaxy selection, M* >= 10^9.5 h^-1 Msun (papers/001 section 2.1).
+#: The papers' galaxy selection, M* >= 10^9.5 h^-1 Msun (Ho et al. 2019 section 2.1).
 STELLAR_MASS_CUT = 10**9.5
 _ABOVE_CUT = 0.6  # share of satellite / field galaxies drawn above the cut
 _EXP_SCALE = 0.5 / np.log(1.0 / _ABOVE_CUT)  # dex; P(log M* > 9.5) = 0.6

@@ -214,7 +214,7 @@ def pad(clusters: ClusterSet, n_max: int, overflow: str = "raise",
         rng: np.random.Generator | None = None) -> np.ndarray:
     """Zero-pad every cluster to ``n_max`` galaxies with an explicit validity column.
 
-    Zero padding plus a mask works on every sbi path (NaN padding does not; shared/STACK.md).
+    Zero padding plus a mask works on every sbi path (NaN padding does not, in sbi 0.27).
 
     Args:
         clusters: the clusters.

@@ -1,4 +1,6 @@
-"""Membership-classification metrics (papers/002 Table 1) and ROC / precision-recall curves.
+"""Membership-classification metrics and ROC / precision-recall curves.
+
+The metrics of Wang, Thiele & Ho 2026, Table 1.
 
 For galaxies with true membership t and predicted membership s:
     accuracy      (TP + TN) / all
@@ -6,9 +8,10 @@ For galaxies with true membership t and predicted membership s:
     recall        TP / (TP + FN)            (completeness)
     contamination FP / (TP + FP) = 1 - precision   (interlopers among the selected)
     F1            2 precision recall / (precision + recall)
-Undefined ratios (nothing selected, no true member) are NaN. In papers/002 Table 1 the caustic
-columns satisfy contamination = 1 - precision; the ML columns list 0.371 next to a precision of
-0.729, which we read as a typo (their F1 0.797 agrees with precision 0.729 and recall 0.862).
+Undefined ratios (nothing selected, no true member) are NaN. In Wang, Thiele & Ho 2026 Table 1
+the caustic columns satisfy contamination = 1 - precision; the ML columns list 0.371 next to a
+precision of 0.729, which we read as a typo (their F1 0.797 agrees with precision 0.729 and
+recall 0.862).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ highest-posterior-density region that contains it,
 ``c = P(p(theta | x) > p(theta_true | x))``, estimated from the draws with a Gaussian KDE
 (Silverman bandwidth) evaluated on a per-cluster grid: c = fraction of draws whose density
 exceeds the truth's. For a calibrated posterior c ~ U(0, 1), and the expected coverage at level
-alpha is ECP(alpha) = P(c <= alpha) (papers/002 section 3.2, Fig. 7). Regions need not be
-intervals (multimodal posteriors are handled). ``hdi_intervals`` gives the intervals through
+alpha is ECP(alpha) = P(c <= alpha) (Wang, Thiele & Ho 2026 section 3.2, Fig. 7). Regions need not
+be intervals (multimodal posteriors are handled). ``hdi_intervals`` gives the intervals through
 arviz-stats for unimodal summaries.
 
 **TARP** (Lemos et al. 2023, arXiv:2302.03026, Algorithm 2). Samples and truths are normalised
@@ -17,7 +17,7 @@ by the truths' range (so reference points lie inside the range of the truths), o
 point per cluster is drawn uniformly in the unit box with the caller's ``rng``, and
 f_i = fraction of draws closer to the reference than the truth; ECP(alpha) = mean(f_i < alpha).
 Written from the paper, not the PyPI ``tarp`` 0.1.1 (which reseeds numpy's global generator,
-edits its inputs under bootstrap and defaults to un-normalised references; shared/STACK.md);
+edits its inputs under bootstrap and defaults to un-normalised references);
 tested against sbi's ``_run_tarp``.
 """
 

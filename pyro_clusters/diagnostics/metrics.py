@@ -1,12 +1,12 @@
 """Residual metrics of posterior point estimates (the metrics.json contract of DESIGN.md).
 
-epsilon = log M_pred - log M_true with M_pred the posterior median (papers/001 eq. 8).
+epsilon = log M_pred - log M_true with M_pred the posterior median (Ho et al. 2019 eq. 8).
 Reported: scatter (standard deviation), bias (mean), median and 16th/84th percentiles of
-epsilon, skewness and excess kurtosis (papers/001 section 5.2, the Edgeworth terms of eq. 9),
-the mean posterior standard deviation, and the same per bin of true mass (papers/002 Fig. 7
-right: bias, empirical scatter and mean posterior std per bin).
+epsilon, skewness and excess kurtosis (Ho et al. 2019 section 5.2, the Edgeworth terms of eq. 9),
+the mean posterior standard deviation, and the same per bin of true mass (Wang, Thiele & Ho
+2026, Fig. 7 right: bias, empirical scatter and mean posterior std per bin).
 
-The richness split (papers/003 eq. 8; Wojtak et al. 2018) models the residuals as
+The richness split (Kodi Ramanah et al. 2020 eq. 8; Wojtak et al. 2018) models the residuals as
 epsilon_i ~ N(mu, sigma_N^2 (N_i / 100)^-1 + sigma_0^2), fitted by maximum likelihood.
 """
 
@@ -98,7 +98,7 @@ def residual_metrics(samples, truth, mass_edges: np.ndarray | None = None) -> di
 
 @dataclass(frozen=True)
 class RichnessSplit:
-    """sigma^2 = sigma_N^2 (N / 100)^-1 + sigma_0^2 (papers/003 eq. 8).
+    """sigma^2 = sigma_N^2 (N / 100)^-1 + sigma_0^2 (Kodi Ramanah et al. 2020 eq. 8).
 
     Attributes:
         sigma_n_dex: richness-dependent scatter at N = 100 [dex].
@@ -124,7 +124,7 @@ class RichnessSplit:
 
 
 def richness_split(residuals: np.ndarray, richness: np.ndarray) -> RichnessSplit:
-    """Maximum-likelihood fit of papers/003 eq. 8 to the residuals.
+    """Maximum-likelihood fit of Kodi Ramanah et al. 2020 eq. 8 to the residuals.
 
     Args:
         residuals: epsilon per cluster [dex], (n,).

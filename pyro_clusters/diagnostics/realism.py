@@ -1,13 +1,13 @@
 """Is the simulator as hard as N-body mocks? Its numbers against the published ones.
 
-The bands (``REALISM_BANDS``) are those of shared/DESIGN.md: pure-member M-sigma slope
-0.30-0.37 (Evrard et al. 2008: 0.336; Ho et al. 2019 = papers/001 Table 1: 0.345) and
+The bands (``REALISM_BANDS``) come from published N-body mocks: pure-member M-sigma slope
+0.30-0.37 (Evrard et al. 2008: 0.336; Ho et al. 2019, Table 1: 0.345) and
 sigma_15 950-1150 km/s (1083 and 1078); scatter of log sigma at fixed mass 0.04-0.08 dex
-(papers/001: 0.056); median richness 30-50 at log M = 14.2 (members in the aperture);
+(Ho et al. 2019: 0.056); median richness 30-50 at log M = 14.2 (members in the aperture);
 interloper fraction falling with mass and >= 0.3 at log M = 14.0; contaminated / pure M-sigma
-mass scatter 1.3-2.0 (papers/001 Table 2: 0.316 / 0.193).
+mass scatter 1.3-2.0 (Ho et al. 2019 Table 2: 0.316 / 0.193).
 
-Definitions (papers/001 section 4.1): sigma is the unbiased standard deviation of v_los; the
+Definitions (Ho et al. 2019 section 4.1): sigma is the unbiased standard deviation of v_los; the
 M-sigma fit is least squares of log sigma on log(E(z) M / 1e15) above log M = 14.5 on a flat
 training set; the log-sigma scatter is the residual standard deviation above the cut; the mass
 scatter is the standard deviation of log M_pred - log M_true on an HMF-distributed test set over

@@ -36,7 +36,7 @@ from pyro_clusters.diagnostics.posterior import PosteriorSamples, save_posterior
 __all__ = ["Evaluation", "estimator_rng", "evaluate", "summary_line", "to_json_safe",
            "without_timings", "write_report"]
 
-#: metadata keys tried, in order, as the richness N of papers/003 eq. 8.
+#: metadata keys tried, in order, as the richness N of Kodi Ramanah et al. 2020 eq. 8.
 RICHNESS_KEYS = ("richness", "n_members", "n_gal")
 
 
@@ -227,7 +227,7 @@ def write_report(
     for ev in evaluations:
         split = ev.metrics.get("richness_split")
         if split:
-            lines += ["", f"`{ev.name}` richness split (papers/003 eq. 8, N = "
+            lines += ["", f"`{ev.name}` richness split (Kodi Ramanah et al. 2020 eq. 8, N = "
                       f"`{split['richness_key']}`): σ_N = {split['sigma_n_dex']:.3f} dex, "
                       f"σ_0 = {split['sigma_0_dex']:.3f} dex."]
     for ev in evaluations:

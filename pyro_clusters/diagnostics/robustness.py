@@ -1,18 +1,18 @@
 """Robustness of an estimator to galaxy sampling and velocity errors.
 
-Subsampled mass drift (papers/001 section 5.4, eq. 14, Table 4): each cluster's galaxies are
+Subsampled mass drift (Ho et al. 2019 section 5.4, eq. 14, Table 4): each cluster's galaxies are
 subsampled at rate r without replacement (round(r N) galaxies, at least one), the prediction
 (posterior median of log10 M) is averaged over ``n_repeats`` subsamplings, and
 
     epsilon(r) = <log M_pred^(r)> - log M_pred^(1).
 
-The average is taken in log M (papers/001 averages the prediction; in log it is the geometric
+The average is taken in log M (Ho et al. 2019 averages the prediction; in log it is the geometric
 mean, the natural average of a log-normal quantity). Summarised per r by the median and
 16th-84th percentiles, and over 0.6 <= r <= 0.8 by the median, 16-84 range and width
-Delta epsilon (the columns of papers/001 Table 4).
+Delta epsilon (the columns of Ho et al. 2019 Table 4).
 
-Velocity errors (papers/003 section 5): Gaussian errors of ``error_kms`` (100 km/s by default)
-added to every v_los; reported as the shift of the posterior medians and the ratio of the
+Velocity errors (Kodi Ramanah et al. 2020 section 5): Gaussian errors of ``error_kms`` (100 km/s by
+default) added to every v_los; reported as the shift of the posterior medians and the ratio of the
 posterior standard deviations.
 """
 
@@ -57,7 +57,7 @@ class DriftResult:
         epsilon: per-cluster drift, (R, n_clusters) [dex].
         median, p16, p84: per-rate summaries, (R,) [dex].
         summary_0608: median, p16, p84 and width of all epsilon(r) with 0.6 <= r <= 0.8
-            (papers/001 Table 4), or None when no rate lies there.
+            (Ho et al. 2019 Table 4), or None when no rate lies there.
     """
 
     rates: np.ndarray
@@ -88,14 +88,14 @@ def subsampling_drift(
     n_repeats: int = 10,
     n_draws: int = 200,
 ) -> DriftResult:
-    """Drift of the prediction when galaxies are randomly removed (papers/001 eq. 14).
+    """Drift of the prediction when galaxies are randomly removed (Ho et al. 2019 eq. 14).
 
     Args:
         estimator: any object with ``sample(clusters, n, rng) -> (n_clusters, n)``.
         clusters: test clusters.
         rng: random generator.
         rates: sampling rates (default 0.1, 0.2, ..., 1.0).
-        n_repeats: subsamplings averaged per cluster and rate (papers/001: 10).
+        n_repeats: subsamplings averaged per cluster and rate (Ho et al. 2019: 10).
         n_draws: posterior draws per prediction.
 
     Returns:
@@ -128,7 +128,7 @@ def velocity_error_shift(
     error_kms: float = 100.0,
     n_draws: int = 500,
 ) -> dict:
-    """Shift of the posterior under Gaussian velocity errors (papers/003 section 5).
+    """Shift of the posterior under Gaussian velocity errors (Kodi Ramanah et al. 2020 section 5).
 
     Args:
         estimator: any object with ``sample(clusters, n, rng)``.

@@ -1,4 +1,4 @@
-"""The contract every posterior estimator of log10 M200c keeps (shared/DESIGN.md).
+"""The contract every posterior estimator of log10 M200c keeps (docs/architecture.md).
 
 An estimator is fitted on training clusters and returns posterior draws of
 theta = log10(M200c / h^-1 Msun) for any clusters::

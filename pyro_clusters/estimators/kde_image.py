@@ -1,25 +1,25 @@
 r"""Estimators on KDE images of phase space: ``cnn_kde_slice``, ``mc_dropout``, ``nf_kde2d``.
 
 All three see a cluster only through its KDE image (:mod:`pyro_clusters.features.kde`; 48 x 48
-{R_proj, v_los}, h0 = 0.25, papers/001 section 3.1; or the 3D {x, y, v} option), scaled to mean
+{R_proj, v_los}, h0 = 0.25, Ho et al. 2019 section 3.1; or the 3D {x, y, v} option), scaled to mean
 one per pixel. Targets are log10 M standardised with the training mean and standard deviation.
 
-``cnn_kde_slice`` (papers/000 section 3.1): the CNN of papers/001 regresses log M (mean squared
-error); its prediction is a summary s. A bivariate Gaussian KDE of (s, log M) over a separate
-calibration set -- bandwidth matrix H from ``scipy.stats.gaussian_kde`` (Scott's rule times the
-sample covariance) -- sliced at the observed s is the posterior. The slice of a Gaussian mixture
-is a Gaussian mixture, sampled exactly:
+``cnn_kde_slice`` (Kodi Ramanah, Wojtak & Arendse 2021 section 3.1): the CNN of Ho et al. 2019
+regresses log M (mean squared error); its prediction is a summary s. A bivariate Gaussian KDE of (s,
+log M) over a separate calibration set -- bandwidth matrix H from ``scipy.stats.gaussian_kde``
+(Scott's rule times the sample covariance) -- sliced at the observed s is the posterior. The slice
+of a Gaussian mixture is a Gaussian mixture, sampled exactly:
 
     p(m | s) = sum_c w_c N(m; m_c + H_ms/H_ss (s - s_c), H_mm - H_ms^2/H_ss),
     w_c ∝ N(s; s_c, H_ss).
 
-``mc_dropout`` (papers/004 Methods): the same CNN with a Gaussian head (mu, log sigma) trained by
-negative log-likelihood; at inference dropout stays on and T = 100 stochastic passes are mixed:
+``mc_dropout`` (Ho et al. 2022 Methods): the same CNN with a Gaussian head (mu, log sigma) trained
+by negative log-likelihood; at inference dropout stays on and T = 100 stochastic passes are mixed:
 p(m | x) = (1/T) sum_t N(m; mu_t, sigma_t).
 
-``nf_kde2d`` (papers/003 sections 3.3-4): a stack of K = 3 conditional Gaussian flow blocks on
-the flattened image d; block k maps u_{k-1} -> u_k = (u_{k-1} - mu_k(d)) / sigma_k(d) with an
-MLP of tanh layers 512-64-512; u_0 = standardised log M, u_K ~ N(0, 1):
+``nf_kde2d`` (Kodi Ramanah et al. 2020 sections 3.3-4): a stack of K = 3 conditional Gaussian flow
+blocks on the flattened image d; block k maps u_{k-1} -> u_k = (u_{k-1} - mu_k(d)) / sigma_k(d) with
+an MLP of tanh layers 512-64-512; u_0 = standardised log M, u_K ~ N(0, 1):
 
     log p(m | d) = log N(u_K) - sum_k log sigma_k(d)      (003 eqs. 5, 7).
 
@@ -57,11 +57,11 @@ class ImageConfig:
         kind: ``"2d"`` or ``"3d"`` KDE images.
         bins: grid points per axis (None: 48 in 2D, 24 in 3D).
         h0: bandwidth factor (None: 0.25 in 2D, 0.175 in 3D).
-        dropout: dropout probability of the CNN head (papers/004 keep it on at inference).
+        dropout: dropout probability of the CNN head (Ho et al. 2022 keep it on at inference).
         mc_passes: stochastic forward passes mixed by ``mc_dropout``.
-        flow_blocks: conditional Gaussian blocks of ``nf_kde2d`` (3 in papers/003).
-        flow_hidden: hidden tanh widths of each block (512, 64, 512 in papers/003).
-        train: optimisation settings (papers/001: Adam 1e-3, batch 100).
+        flow_blocks: conditional Gaussian blocks of ``nf_kde2d`` (3 in Kodi Ramanah et al. 2020).
+        flow_hidden: hidden tanh widths of each block (512, 64, 512 in Kodi Ramanah et al. 2020).
+        train: optimisation settings (Ho et al. 2019: Adam 1e-3, batch 100).
         eval_batch_size: clusters per forward pass at inference.
     """
 
@@ -268,7 +268,7 @@ class GaussianFlowKDE(_ImageEstimator):
 
     def _network(self) -> nn.Module:
         if self.spec.kind != "2d":
-            raise ValueError("nf_kde2d works on 2D KDE images (papers/003)")
+            raise ValueError("nf_kde2d works on 2D KDE images (Kodi Ramanah et al. 2020)")
         return GaussianFlowStack(self.spec.bins ** 2, self.config.flow_blocks,
                                  tuple(self.config.flow_hidden))
 

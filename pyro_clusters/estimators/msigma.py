@@ -103,7 +103,7 @@ def fit_msigma(log_m: np.ndarray, sigma: np.ndarray, z: float, mass_cut: float =
         log_m: true log10(M200c / h^-1 Msun), (n,).
         sigma: velocity dispersions [km/s], (n,); non-finite entries are skipped.
         z: redshift.
-        mass_cut: only clusters with log_m >= mass_cut are fitted (papers/001: 14.5).
+        mass_cut: only clusters with log_m >= mass_cut are fitted (Ho et al. 2019: 14.5).
 
     Returns:
         The fit.
@@ -129,13 +129,13 @@ class MSigmaConfig:
         mass_cut: fit only training clusters with log10 M >= mass_cut (Ho et al. 2019: 14.5),
             or ``"auto"``: the cut of :data:`AUTO_CUTS` with the smallest scatter on the
             validation clusters.
-        dispersion: ``"std"`` (papers/001 eq. 6) or ``"biweight"`` (robust).
+        dispersion: ``"std"`` (Ho et al. 2019 eq. 6) or ``"biweight"`` (robust).
         galaxies: which galaxies measure sigma: ``"all"`` observed galaxies
             (``msigma_contaminated`` in the cylinder setup), ``"members"`` (true members, the
             oracle ``msigma_pure``), or the name of a galaxy column holding a selection -- a
             boolean, or a probability such as the classifier's ``p_member`` compared with
-            ``select_threshold`` (papers/002 section 4.2: the baseline on ML-selected members).
-            A cluster with fewer than two selected galaxies uses all of its galaxies.
+            ``select_threshold`` (Wang, Thiele & Ho 2026 section 4.2: the baseline on ML-selected
+            members). A cluster with fewer than two selected galaxies uses all of its galaxies.
         select_threshold: probability above which a galaxy counts as selected.
     """
 

@@ -8,8 +8,8 @@ Papers/002 sections 2.2 and 3: the flow models the residual about the M-sigma ba
 (:class:`~pyro_clusters.nets.deepsets.DeepSetsEncoder`) and the flow is the conditional spline
 of :class:`~pyro_clusters.nets.flows.ConditionalSplineFlow`. r is standardised with the
 training set's mean and standard deviation before the flow; encoder and flow are trained
-jointly by maximum likelihood (papers/002 eq. 4). The training skeleton, saving and loading
-are :class:`~pyro_clusters.estimators.neural.SetNetwork`'s.
+jointly by maximum likelihood (Wang, Thiele & Ho 2026 eq. 4). The training skeleton, saving and
+loading are :class:`~pyro_clusters.estimators.neural.SetNetwork`'s.
 
 Each cluster is embedded once, however many draws or grid points are asked for.
 """
@@ -58,7 +58,7 @@ class NPEConfig(SetNetConfig):
         bound: spline half-width in standardised residual units (identity outside).
         msigma: the baseline's configuration (``mass_cut="auto"``: chosen on validation).
         extra_features: names of galaxy columns appended to the per-galaxy features (e.g. the
-            classifier's ``p_member`` in the cylinder setup, papers/002 section 4).
+            classifier's ``p_member`` in the cylinder setup, Wang, Thiele & Ho 2026 section 4).
     """
 
     hidden: int = 128

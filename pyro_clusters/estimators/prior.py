@@ -2,7 +2,7 @@
 
 p_new(theta | x) ∝ p(theta | x) p_new(theta) / p(theta).
 
-Estimators are trained on a flat prior in log M (papers/001 section 2.3: no abundance prior
+Estimators are trained on a flat prior in log M (Ho et al. 2019 section 2.3: no abundance prior
 imposed by the training set), so their posteriors answer "which mass, if every mass were equally
 likely". A cluster drawn from the Universe (or from an HMF-distributed test set) has the halo
 mass function as its prior, and its calibrated posterior is the flat-prior posterior times

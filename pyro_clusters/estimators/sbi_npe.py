@@ -13,8 +13,8 @@ size).
 ``npe_deepsets_builder`` goes the other way: it returns a builder ``(theta, x) ->
 ConditionalDensityEstimator`` that ``sbi.inference.NPE(density_estimator=...)`` accepts, so
 sbi users get our model -- Deep Sets context, Pyro conditional spline flow on the standardised
-residual r = log M - log M_(M-sigma) (papers/002) -- inside their own sbi workflow. The M-sigma
-baseline is fitted by the builder on the (theta, x) sbi passes it (the training data), with
+residual r = log M - log M_(M-sigma) (Wang, Thiele & Ho 2026) -- inside their own sbi workflow. The
+M-sigma baseline is fitted by the builder on the (theta, x) sbi passes it (the training data), with
 sigma_v of all galaxies in x (sbi's x has no membership probabilities).
 """
 

@@ -34,11 +34,12 @@ class KDEImageSpec:
     """How images are made.
 
     Attributes:
-        kind: ``"2d"`` ({R_proj, v_los}, papers/001) or ``"3d"`` ({x, y, v_los}, papers/000).
-        bins: grid points per axis (48 in papers/001; 3D default here 24, i.e. 13,824 voxels:
+        kind: ``"2d"`` ({R_proj, v_los}, Ho et al. 2019) or ``"3d"`` ({x, y, v_los}, Kodi Ramanah,
+            Wojtak & Arendse 2021).
+        bins: grid points per axis (48 in Ho et al. 2019; 3D default here 24, i.e. 13,824 voxels:
             20,000 training images take 1.1 GB in float32, where 50^3 would take 10 GB).
         h0: bandwidth factor, h = h0 x the cluster's standard deviation per axis (0.25 in
-            papers/001; papers/000 uses 0.175 in 3D).
+            Ho et al. 2019; Kodi Ramanah, Wojtak & Arendse 2021 uses 0.175 in 3D).
         r_max: outer projected radius of the grid [h^-1 Mpc] (the aperture in the cylinder).
         v_max: half-width of the velocity grid [km/s] (v_cut in the cylinder).
     """

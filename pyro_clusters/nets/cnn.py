@@ -1,13 +1,16 @@
-"""Convolutional networks on KDE images (papers/001 section 3.2, papers/000, papers/004).
+"""Convolutional networks on KDE images.
 
-``KDECNN2D`` is the CNN2D of papers/001 (Fig. 4): a first convolution with 24 filters of shape
+After Ho et al. 2019 (section 3.2), Kodi Ramanah, Wojtak & Arendse 2021 and Ho et al. 2022.
+
+``KDECNN2D`` is the CNN2D of Ho et al. 2019 (Fig. 4): a first convolution with 24 filters of shape
 5 x 48 that spans the whole R axis and slides along v (stride 1, 'same' padding), a second
 1D convolution, max pooling, dropout and three dense layers, ReLU throughout. ``KDECNN3D`` is a
-small 3D CNN for {x, y, v} voxel images in the spirit of papers/000 (three conv + pool stages,
-global average pooling, dense layers). Both end in ``n_out`` linear outputs: one for a
-regression (``cnn_kde_slice``), two (mu, log sigma) for the Gaussian head of the MC-dropout CNN
-(papers/004 Methods). Dropout sits between all layers of the 2D CNN (papers/004 Fig. 1: "dropout
-connections exist in between all layers"), before every dense layer of the 3D one.
+small 3D CNN for {x, y, v} voxel images in the spirit of Kodi Ramanah, Wojtak & Arendse 2021
+(three conv + pool stages, global average pooling, dense layers). Both end in ``n_out`` linear
+outputs: one for a regression (``cnn_kde_slice``), two (mu, log sigma) for the Gaussian head of
+the MC-dropout CNN (Ho et al. 2022, Methods). Dropout sits between all layers of the 2D CNN
+(Ho et al. 2022, Fig. 1: "dropout connections exist in between all layers"), before every dense
+layer of the 3D one.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def _head(n_in: int, hidden: tuple[int, ...], n_out: int, dropout: float) -> nn.
 
 
 class KDECNN2D(nn.Module):
-    """CNN2D of papers/001 on (B, bins_v, bins_R) images.
+    """CNN2D of Ho et al. 2019 on (B, bins_v, bins_R) images.
 
     Args:
         bins: grid points per axis (48).

@@ -1,4 +1,4 @@
-"""Hierarchical Deep Sets encoder (papers/002 section 2.2, eq. 3).
+"""Hierarchical Deep Sets encoder (Wang, Thiele & Ho 2026 section 2.2, eq. 3).
 
 Block k (k = 1..K) updates every galaxy's latent with an MLP phi_k that sees the galaxy and the
 current cluster context, pools the latents by a masked mean over real galaxies, and updates the
@@ -59,10 +59,11 @@ class DeepSetsEncoder(nn.Module):
         global_features: G, global features per cluster.
         hidden: width of the hidden layers and of the per-galaxy latents.
         context: width of the context vector.
-        blocks: number of stacked blocks K (papers/002: 3).
+        blocks: number of stacked blocks K (Wang, Thiele & Ho 2026: 3).
         units: append R_proj and v_los in the cluster's own units (:func:`cluster_units` of
             columns ``r_col`` and ``v_col``) to every galaxy's features.
-        v_col, r_col: columns of v_los and R_proj among the galaxy features.
+        v_col: column of v_los among the galaxy features.
+        r_col: column of R_proj among the galaxy features.
     """
 
     def __init__(self, galaxy_features: int, global_features: int, hidden: int = 64,

@@ -99,11 +99,14 @@ class HistogramSetEncoder(nn.Module):
         galaxy_features: F, features per galaxy; columns ``v_col`` and ``r_col`` are the
             standardised v_los and R_proj.
         global_features: G.
-        hidden, context, blocks: the Deep Sets encoder's widths and depth.
+        hidden: the Deep Sets encoder's hidden width.
+        context: the Deep Sets encoder's context width.
+        blocks: the Deep Sets encoder's depth.
         units: the Deep Sets encoder also sees R and v in cluster units.
         bins: histogram grid points per axis.
         channels: CNN feature maps.
-        v_col, r_col: columns of v_los and R_proj among the galaxy features.
+        v_col: column of v_los among the galaxy features.
+        r_col: column of R_proj among the galaxy features.
         ranges: (2, 2, 2) histogram grid ranges: channel (standardised, cluster units) x
             axis (R, v) x [lo, hi]; :func:`phase_space_ranges` of the training galaxies.
     """

@@ -34,7 +34,7 @@ class DeepSetsEmbedding(nn.Module):
             histogram grid).
         hidden: width of the hidden layers.
         context: output width.
-        blocks: Deep Sets blocks (papers/002: 3).
+        blocks: Deep Sets blocks (Wang, Thiele & Ho 2026: 3).
         encoder: ``"deepsets"`` or ``"histogram"``
             (:class:`~pyro_clusters.nets.histogram.HistogramSetEncoder`), as ``npe_deepsets``.
         bins: histogram grid points per axis.

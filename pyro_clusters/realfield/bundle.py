@@ -1,11 +1,11 @@
 r"""Trained model bundles for real clusters: train one, save and load it, the shipped default.
 
-A real redshift survey is the cylinder setup (papers/001 section 2.2, papers/002 section 4):
-every galaxy within the aperture R_ap and the velocity window +-v_cut, interlopers included.
-Inference on such a field needs three trained pieces, kept together in one directory:
+A real redshift survey is the cylinder setup (Ho et al. 2019 section 2.2, Wang, Thiele & Ho 2026
+section 4): every galaxy within the aperture R_ap and the velocity window +-v_cut, interlopers
+included. Inference on such a field needs three trained pieces, kept together in one directory:
 
-- the Deep Sets membership classifier (papers/002 section 4.2) that gives each galaxy its
-  membership probability ``p_member``;
+- the Deep Sets membership classifier (Wang, Thiele & Ho 2026 section 4.2) that gives each galaxy
+  its membership probability ``p_member``;
 - the M-sigma baseline on classifier-selected members (p_member > 0.5), with its mass cut
   chosen on validation clusters (:func:`~pyro_clusters.estimators.msigma.fit_on_validation`);
 - the Deep Sets NPE on the residual about that baseline, with ``p_member`` as a galaxy feature.
@@ -172,7 +172,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
-    log10 M (papers/001 section 2.3); the test clusters only measure the bundle's quality
+    log10 M (Ho et al. 2019 section 2.3); the test clusters only measure the bundle's quality
     (scatter, bias and coverage, stored in ``info["test_metrics"]``). With ``data`` they are
     read instead from cylinder datasets made from an N-body catalogue
     (``python -m pyro_clusters.catalog``: train, val and the flat test views of the test

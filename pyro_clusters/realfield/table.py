@@ -1,7 +1,7 @@
 r"""Real fields: a redshift table around a cluster -> the projected phase space the models see.
 
 A table of galaxies (RA and Dec in degrees, a redshift z or c z in km/s) and the cluster centre
-(RA, Dec, z) go through the same observation model as the mocks (papers/001 section 2.2 and
+(RA, Dec, z) go through the same observation model as the mocks (Ho et al. 2019 section 2.2 and
 appendix eqs. 15-22):
 
 - positions: tangent-plane (gnomonic) offsets from the centre times the angular-diameter

@@ -15,7 +15,7 @@ References used below:
     [T08]   Tinker et al. 2008, ApJ 688, 709 (halo mass function); [T10] Tinker et al. 2010,
             ApJ 724, 878 (halo bias).
     [C99]   Croft, Dalton & Efstathiou 1999, MNRAS 305, 547 (mean infall velocity profile).
-    [H19]   Ho et al. 2019, ApJ 887, 25 = papers/001 (z = 0.117, cylinder R_ap = 1.6 h^-1 Mpc,
+    [H19]   Ho et al. 2019, ApJ 887, 25, arXiv:1902.05950 (z = 0.117, cylinder R_ap = 1.6 h^-1 Mpc,
             v_cut = 2200 km/s, N_min = 10, M* > 10^9.5 h^-1 Msun galaxies).
 """
 

@@ -13,7 +13,7 @@ Its steps, each a switchable component of :class:`~pyro_clusters.simulator.confi
    selection.
 
 :func:`simulate_selected` draws theta from a prior until a requested number of clusters passes
-N_min, which is what a dataset holds (papers/001 discards clusters below N_min).
+N_min, which is what a dataset holds (Ho et al. 2019 discards clusters below N_min).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def simulate_selected(
 
     Rejection on N_min is a cut on the data x alone, so the posterior p(theta | x) of a selected
     cluster is unchanged; the effective distribution of theta in the set is the sampler's times
-    the selection probability (fewer low-mass clusters), exactly as in papers/001.
+    the selection probability (fewer low-mass clusters), exactly as in Ho et al. 2019.
 
     Args:
         n: number of selected clusters wanted.

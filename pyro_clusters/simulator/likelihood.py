@@ -28,7 +28,7 @@ radial dispersion from the anisotropic Jeans equation (Binney & Tremaine 2008 eq
         \frac{m(cs)}{m(c)\, s^2}\, ds, \qquad f(s) = (s + 1/c)^{2\beta_\infty},
 
 b_v the satellite velocity bias, epsilon the configured redshift error, and H_eff the slope of
-the simulator's relativistic line-of-sight velocity (papers/001 appendix eqs. 17-22) with
+the simulator's relativistic line-of-sight velocity (Ho et al. 2019 appendix eqs. 17-22) with
 line-of-sight offset: the observed velocity of a galaxy is its peculiar velocity plus
 H_eff * l, the Hubble flow across the cluster (about 105 km/s per h^-1 Mpc at z = 0.117;
 the linearisation is good to < 0.3 km/s within 6 h^-1 Mpc, tested). The

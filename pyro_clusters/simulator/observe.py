@@ -2,12 +2,12 @@
 
 The line of sight is the +z axis of the observer frame (the main halo carries the random
 orientation), so a galaxy at (x, y, z) relative to the cluster centre is seen at
-x_proj = x, y_proj = y (small-angle approximation, papers/001 eqs. 15-16), and
-v_los follows papers/001 eqs. 17-22 (:func:`pyro_clusters.cosmology.los_velocity`).
+x_proj = x, y_proj = y (small-angle approximation, Ho et al. 2019 eqs. 15-16), and
+v_los follows Ho et al. 2019 eqs. 17-22 (:func:`pyro_clusters.cosmology.los_velocity`).
 
 Selection:
-    idealized  true members only, at any projected radius (papers/002 section 3.1);
-    cylinder   every galaxy with R_proj <= R_ap and |v_los| <= v_cut (papers/001 section 2.2).
+    idealized  true members only, at any projected radius (Wang, Thiele & Ho 2026 section 3.1);
+    cylinder   every galaxy with R_proj <= R_ap and |v_los| <= v_cut (Ho et al. 2019 section 2.2).
 Optional Gaussian velocity errors are added before the cut (the cut is made on observed
 redshifts), and random incompleteness removes galaxies independently.
 """

@@ -105,7 +105,7 @@ def _hmf_cdf(lo: float, hi: float, z: float) -> tuple[np.ndarray, np.ndarray]:
 class HaloMassFunctionSampler:
     """log10 M drawn from the halo mass function dn/dlogM over [lo, hi] (test sets).
 
-    Default range 14.0-15.3 (the test range of papers/002-style experiments).
+    Default range 14.0-15.3 (the test range of Wang, Thiele & Ho 2026).
     """
 
     lo: float = defaults.TEST_RANGE[0]

@@ -3,7 +3,7 @@
 theta is a (batch, 1) tensor of log10(M200c / h^-1 Msun); x is a fixed-shape float32 tensor
 (batch, n_max, 4) of [x_proj (h^-1 Mpc), y_proj (h^-1 Mpc), v_los (km/s), valid], galaxies
 zero-padded to ``n_max`` with the explicit validity column (NaN padding breaks sbi's
-``run_sbc``/``run_tarp``/single-observation paths, shared/STACK.md). Galaxy order within a
+``run_sbc``/``run_tarp``/single-observation paths of sbi 0.27). Galaxy order within a
 cluster is random.
 
 ``n_max`` (default 2048) is far above the richest default cluster (~900 galaxies at
@@ -11,7 +11,7 @@ log M = 15.5 plus interlopers). A cluster with more galaxies than ``n_max`` rais
 by default (``overflow="subsample"`` keeps a random n_max of them and warns): never a silent
 truncation.
 
-A cluster with fewer than N_min observed galaxies is not an observation (papers/001 discards
+A cluster with fewer than N_min observed galaxies is not an observation (Ho et al. 2019 discards
 it); the simulator returns an all-NaN x for it, sbi's convention for a failed simulation, which
 ``append_simulations(..., exclude_invalid_x=True)`` (the default) drops. Dropping on a property
 of x leaves the posterior of every kept x unchanged.

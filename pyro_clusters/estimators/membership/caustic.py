@@ -6,8 +6,8 @@ density estimate and calls galaxies inside it members. Papers/002 section 4.2 co
 classifier with CausticSNUpy (Kang et al. 2024); we use the same package, version 1.0.4.
 
 causticsnupy takes sky coordinates, so each mock cluster is placed on the sky at its redshift
-(:func:`pyro_clusters.cosmology.projected_to_sky`) with its centre given. Quirks handled here
-(shared/STACK.md): it calls ``np.trapz``, removed in numpy 2.4 (``np.trapz`` is aliased to
+(:func:`pyro_clusters.cosmology.projected_to_sky`) with its centre given. Quirks of causticsnupy
+1.0.4 handled here: it calls ``np.trapz``, removed in numpy 2.4 (``np.trapz`` is aliased to
 ``np.trapezoid`` if missing), and prints even with ``display_log=False`` (its output is
 captured). Without a kernel bandwidth ``h_c`` it searches one per cluster (6-11 s per
 200-galaxy cluster here; the values found on our mocks lie between 0.2 and 0.5); a fixed

@@ -1,4 +1,4 @@
-"""Deep Sets membership classifier (papers/002 section 2.2, eq. 5; section 4).
+"""Deep Sets membership classifier (Wang, Thiele & Ho 2026 section 2.2, eq. 5; section 4).
 
 The hierarchical Deep Sets encoder of the NPE without the flow: each galaxy's final latent
 h_i^(K), which carries the cluster context, goes through a linear layer and a sigmoid to a
@@ -30,7 +30,7 @@ class MembershipConfig(SetNetConfig):
     """Architecture and training of the classifier (the encoder fields: :class:`SetNetConfig`).
 
     Attributes:
-        threshold: p above which a galaxy is called a member (papers/002: 0.5).
+        threshold: p above which a galaxy is called a member (Wang, Thiele & Ho 2026: 0.5).
     """
 
     threshold: float = 0.5
