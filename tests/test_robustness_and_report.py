@@ -159,3 +159,15 @@ def test_report_command_from_saved_samples(msigma, sets, tmp_path, capsys):
     assert report_main(["--posterior", str(tmp_path), "--out", str(again)]) == 0
     assert "msigma" in json.loads((again / "metrics.json").read_text())
     assert report_main(["--posterior", str(out), "--out", str(again)]) == 2  # no posteriors there
+
+
+def test_figure_labels_and_zero_richness_note():
+    from pyro_clusters.diagnostics.plots import display_name
+    from pyro_clusters.diagnostics.report import _richness_note
+
+    assert display_name("npe_deepsets_hmf") == "set NPE, HMF prior"
+    assert display_name("msigma_contaminated") == "M–σ, all galaxies"
+    assert display_name("my_estimator") == "my_estimator"
+    assert _richness_note("npe_deepsets", {"sigma_n_dex": 0.05}) == ""
+    note = _richness_note("npe_deepsets_hmf", {"sigma_n_dex": 1e-6})
+    assert "lower bound" in note and "HMF prior" in note

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = [
+    "DISPLAY_NAMES",
+    "display_name",
     "plot_bias_std_vs_mass",
     "plot_coverage",
     "plot_predicted_vs_true",
@@ -23,6 +25,30 @@ __all__ = [
 ]
 
 _MASS = r"$\log_{10} M_{200c}\ [h^{-1}M_\odot]$"
+
+#: figure labels of the package's estimator names (metrics.json keeps the names)
+DISPLAY_NAMES = {
+    "msigma": "M–σ",
+    "msigma_contaminated": "M–σ, all galaxies",
+    "msigma_pure": "M–σ, true members",
+    "npe_deepsets": "set NPE",
+    "cnn_kde_slice": "CNN + KDE slice",
+    "mc_dropout": "MC-dropout CNN",
+    "nf_kde2d": "Gaussian flow on KDE image",
+    "sbi_npe": "sbi NPE",
+    "jeans_exact": "exact Jeans posterior",
+}
+
+
+def display_name(name: str) -> str:
+    """The figure label of an estimator name: ``npe_deepsets_hmf`` -> "set NPE, HMF prior".
+
+    A trailing ``_hmf`` is the posterior reweighted to the halo-mass-function prior; names the
+    package does not know are shown as they are.
+    """
+    base, hmf = (name[:-4], True) if name.endswith("_hmf") else (name, False)
+    label = DISPLAY_NAMES.get(base, base)
+    return f"{label}, HMF prior" if hmf else label
 
 
 def _save(fig, path: Path) -> Path:
@@ -34,7 +60,13 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_predicted_vs_true(evaluations, path: Path, n_violins: int = 40, seed: int = 0) -> Path:
-    """Posterior violins of a mass-spread subset of clusters at their true mass (002 Fig. 6)."""
+    """Posterior violins of a mass-spread subset of clusters at their true mass.
+
+    As Wang, Thiele & Ho 2026, Fig. 6: every cluster's posterior median (grey points) and the
+    full posterior (violins) of ``n_violins`` clusters spread evenly in true mass.
+    """
+    from matplotlib.patches import Patch
+
     k = len(evaluations)
     fig, axes = plt.subplots(1, k, figsize=(5.2 * k, 4.8), squeeze=False)
     for ax, ev in zip(axes[0], evaluations, strict=True):
@@ -51,25 +83,32 @@ def plot_predicted_vs_true(evaluations, path: Path, n_violins: int = 40, seed: i
         for body in parts["bodies"]:
             body.set_alpha(0.5)
         lims = [t.min() - 0.1, t.max() + 0.1]
-        ax.plot(lims, lims, "k-", lw=1)
+        ax.plot(lims, lims, "k-", lw=1, label="predicted = true")
         ax.set(xlim=lims, ylim=lims, xlabel="true " + _MASS, ylabel="predicted " + _MASS,
-               title=ev.name)
-        ax.legend(fontsize=8, loc="upper left", markerscale=4)
+               title=display_name(ev.name))
+        handles, _ = ax.get_legend_handles_labels()
+        handles.append(Patch(color=parts["bodies"][0].get_facecolor()[0], alpha=0.5,
+                             label=f"posterior of {len(pick)} clusters"))
+        ax.legend(handles=handles, fontsize=8, loc="upper left", markerscale=4)
     return _save(fig, path)
 
 
 def plot_coverage(evaluations, path: Path) -> Path:
-    """HPD (solid) and TARP (dashed) expected coverage against the diagonal (002 Fig. 7 left)."""
+    """HPD (solid) and TARP (dashed) empirical coverage against the credibility level.
+
+    As Wang, Thiele & Ho 2026, Fig. 7 left; the band is TARP's bootstrap +-2 sigma.
+    """
     fig, ax = plt.subplots(figsize=(5.2, 5))
     ax.plot([0, 1], [0, 1], color="k", lw=1)
     for i, ev in enumerate(evaluations):
         c = f"C{i}"
-        ax.plot(ev.hpd.levels, ev.hpd.ecp, color=c, label=f"{ev.name} HPD")
-        ax.plot(ev.tarp.levels, ev.tarp.ecp, color=c, ls="--", label=f"{ev.name} TARP")
+        ax.plot(ev.hpd.levels, ev.hpd.ecp, color=c, label=f"{display_name(ev.name)}: HPD")
+        ax.plot(ev.tarp.levels, ev.tarp.ecp, color=c, ls="--",
+                label=f"{display_name(ev.name)}: TARP")
         if np.any(ev.tarp.ecp_std > 0):
             ax.fill_between(ev.tarp.levels, ev.tarp.ecp - 2 * ev.tarp.ecp_std,
                             ev.tarp.ecp + 2 * ev.tarp.ecp_std, color=c, alpha=0.15, lw=0)
-    ax.set(xlabel="credibility level", ylabel="expected coverage", xlim=(0, 1), ylim=(0, 1),
+    ax.set(xlabel="credibility level", ylabel="empirical coverage", xlim=(0, 1), ylim=(0, 1),
            aspect="equal", title="coverage (above diagonal: conservative)")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -89,11 +128,11 @@ def plot_bias_std_vs_mass(evaluations, path: Path) -> Path:
         rows, centre = _bins(ev)
         c = f"C{i}"
         ax.plot(centre, [b["bias_dex"] for b in rows], color=c, marker="o", ms=3,
-                label=f"{ev.name} bias")
+                label=f"{display_name(ev.name)}: bias")
         ax.plot(centre, [b["scatter_dex"] for b in rows], color=c, ls="--",
-                label=f"{ev.name} empirical scatter")
+                label=f"{display_name(ev.name)}: empirical scatter")
         ax.plot(centre, [b["mean_posterior_std_dex"] for b in rows], color=c, ls=":",
-                label=f"{ev.name} posterior std")
+                label=f"{display_name(ev.name)}: mean posterior std")
     ax.set(xlabel="true " + _MASS, ylabel="dex", title="bias and scatter vs mass")
     ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _save(fig, path)
@@ -110,7 +149,8 @@ def plot_std_vs_scatter(evaluations, path: Path) -> Path:
         n = np.array([b["n"] for b in rows])
         if n.size == 0:  # no mass bin holds two clusters (tiny test sets)
             continue
-        ax.scatter(x, y, s=10 + 40 * n / max(n.max(), 1), color=f"C{i}", label=ev.name, alpha=0.8)
+        ax.scatter(x, y, s=10 + 40 * n / max(n.max(), 1), color=f"C{i}",
+                   label=display_name(ev.name), alpha=0.8)
         top = max(top, np.nanmax(np.concatenate([x, y])))
     top = top or 1.0
     ax.plot([0, 1.1 * top], [0, 1.1 * top], "k-", lw=1)
@@ -130,7 +170,7 @@ def plot_residuals(evaluations, path: Path) -> Path:
     bins = np.linspace(-lim, lim, 60)
     for i, (ev, eps) in enumerate(zip(evaluations, eps_all, strict=True)):
         ax.hist(eps, bins=bins, histtype="step", density=True, color=f"C{i}",
-                label=f"{ev.name}: σ = {ev.metrics['scatter_dex']:.3f} dex")
+                label=f"{display_name(ev.name)}: σ = {ev.metrics['scatter_dex']:.3f} dex")
     ax.axvline(0, color="k", lw=0.8)
     ax.set(xlabel=r"$\epsilon = \log M_{\rm pred} - \log M_{\rm true}$ [dex]", ylabel="density",
            title="residuals")

@@ -162,6 +162,18 @@ def _table(evaluations: list[Evaluation]) -> list[str]:
     return lines
 
 
+def _richness_note(name: str, split: dict) -> str:
+    """Why a fitted sigma_N sits at zero, when it does."""
+    if split["sigma_n_dex"] >= 1e-3:
+        return ""
+    note = (" σ_N ≈ 0 is the fit's lower bound: the residual scatter shows no growth with 1/N "
+            "on this test set")
+    if name.endswith("_hmf"):
+        note += (" (likely the HMF prior: it confines the poorest clusters, which are the "
+                 "lowest in mass, to the lower end of the test range, bounding their residuals)")
+    return note + "."
+
+
 def write_report(
     out: str | Path,
     posteriors: list[PosteriorSamples],
@@ -229,7 +241,7 @@ def write_report(
         if split:
             lines += ["", f"`{ev.name}` richness split (Kodi Ramanah et al. 2020 eq. 8, N = "
                       f"`{split['richness_key']}`): σ_N = {split['sigma_n_dex']:.3f} dex, "
-                      f"σ_0 = {split['sigma_0_dex']:.3f} dex."]
+                      f"σ_0 = {split['sigma_0_dex']:.3f} dex." + _richness_note(ev.name, split)]
     for ev in evaluations:
         lines += ["", f"## `{ev.name}` by mass bin", "",
                   "| log M | n | bias [dex] | scatter [dex] | mean post. std [dex] |",
