@@ -1,15 +1,15 @@
 """Cylinder setup (interlopers included): ``python -m experiments.cylinder [--quick] [--out DIR]``.
 
-Papers/002 section 4 and Appendix A. Simulates cylinder training, validation, HMF test and flat
-test sets; trains the Deep Sets membership classifier; attaches its probabilities ``p_member``
-to every galaxy; fits the three M-sigma baselines (all galaxies = ``msigma_contaminated``,
-classifier-selected members = ``msigma``, true members = ``msigma_pure``, an oracle); trains the
-NPE on the residual about ``msigma`` with and without ``p_member`` as a galaxy feature (the one
-with the lower validation loss becomes ``npe_deepsets``, the other is reported as well); runs
-the caustic method (causticsnupy, on a mass-stratified subset of test clusters because it is
-slow), the shifting gapper and 3-sigma clipping; and writes metrics.json (the DESIGN.md
-contract plus an ``interlopers`` section), report.md with the classification table, ROC and
-precision-recall curves and the mass-estimator figures, and the posterior samples.
+Wang, Thiele & Ho 2026, section 4 and Appendix A. Simulates cylinder training, validation, HMF test
+and flat test sets; trains the Deep Sets membership classifier; attaches its probabilities
+``p_member`` to every galaxy; fits the three M-sigma baselines (all galaxies =
+``msigma_contaminated``, classifier-selected members = ``msigma``, true members = ``msigma_pure``,
+an oracle); trains the NPE on the residual about ``msigma`` with and without ``p_member`` as a
+galaxy feature (the one with the lower validation loss becomes ``npe_deepsets``, the other is
+reported as well); runs the caustic method (causticsnupy, on a mass-stratified subset of test
+clusters because it is slow), the shifting gapper and 3-sigma clipping; and writes metrics.json (the
+DESIGN.md contract plus an ``interlopers`` section), report.md with the classification table, ROC
+and precision-recall curves and the mass-estimator figures, and the posterior samples.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Idealized setup (members only): ``python -m experiments.idealized [--quick] [--out DIR]``.
 
-Papers/002 section 3. Simulates a flat-prior training set with a validation split and an
-HMF-distributed test set over 14.0-15.3, fits the M-sigma baseline, trains the Deep Sets NPE
+Wang, Thiele & Ho 2026, section 3. Simulates a flat-prior training set with a validation split and
+an HMF-distributed test set over 14.0-15.3, fits the M-sigma baseline, trains the Deep Sets NPE
 on the residual, evaluates both with the shared diagnostics and writes DIR/metrics.json,
 DIR/report.md, DIR/figures/, the posterior samples and the trained models (DIR/models/).
 ``--resume`` continues an interrupted NPE training from DIR/models/checkpoint.pt.

@@ -121,7 +121,7 @@ def hubble_velocity(z: np.ndarray) -> np.ndarray:
 class DistanceTable:
     """Comoving distance d_C(z) [h^-1 Mpc] on a fine grid, for fast interpolation both ways.
 
-    Papers/001 eq. 17 has no closed form; like Ho et al. we tabulate it and interpolate its
+    Ho et al. 2019, eq. 17 has no closed form; like Ho et al. we tabulate it and interpolate its
     inverse z(d_C). The grid error is below 1e-7 in z for the default spacing (tested).
     """
 

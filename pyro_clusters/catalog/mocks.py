@@ -16,15 +16,15 @@ Wang, Thiele & Ho 2026 section 4.1:
 
 - cluster candidates are host halos with M200c >= 10^13.5 h^-1 Msun, galaxies those with
   M* >= 10^9.5 h^-1 Msun; true membership is ``host_id == halo id`` (bound to the halo);
-- displacements use the minimum image in the periodic box (002) instead of padding the box
-  (001), so no galaxy is missing or duplicated at a box face;
-- centrals of neighbouring halos stay in the cylinder as interlopers (002; 001's code dropped
-  them);
+- displacements use the minimum image in the periodic box (Wang, Thiele & Ho 2026) instead of
+  padding the box (Ho et al. 2019), so no galaxy is missing or duplicated at a box face;
+- centrals of neighbouring halos stay in the cylinder as interlopers (Wang, Thiele & Ho 2026;
+  the code of Ho et al. 2019 dropped them);
 - each view goes through the simulator's own observation code
   (:func:`pyro_clusters.simulator.observe.observe`): comoving displacements become physical
   (/(1 + z)), v_los is the relativistic composition of Hubble flow and peculiar velocities in
-  the catalogue's cosmology (001 eqs. 17-22), then the idealized (members at any radius) or
-  cylinder (R_proj <= R_ap, |v_los| <= v_cut) selection and N >= N_min.
+  the catalogue's cosmology (Ho et al. 2019, eqs. 17-22), then the idealized (members at any radius)
+  or cylinder (R_proj <= R_ap, |v_los| <= v_cut) selection and N >= N_min.
 
 Cylinders are found with a periodic KD-tree (:class:`scipy.spatial.cKDTree` with ``boxsize``):
 one ball per halo of radius sqrt(R_ap'^2 + l_max^2), l_max the comoving depth at which the
@@ -183,7 +183,7 @@ class CatalogBox:
     def _hubble_depth(self, dv: float) -> float:
         """Physical line-of-sight offset [h^-1 Mpc] whose Hubble flow is ``dv`` [km/s].
 
-        Papers/001 eqs. 17-22, monotonic in the offset; read off the grid tabulated once.
+        Ho et al. 2019, eqs. 17-22, monotonic in the offset; read off the grid tabulated once.
         """
         return float(np.interp(min(dv, 0.5 * C_KMS), self._v_h, self._ell))
 

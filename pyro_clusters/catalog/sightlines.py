@@ -1,6 +1,6 @@
 r"""Lines of sight through catalogue halos: axis views, Fibonacci up-sampling, flat mass function.
 
-Papers/001 section 2.3: every cluster is seen along the three box axes; the training set gets a
+Ho et al. 2019, section 2.3: every cluster is seen along the three box axes; the training set gets a
 flat mass function at a chosen number density of cluster views per volume per dex
 (10^-5.2 h^3 Mpc^-3 dex^-1 in the paper) by dropping axis views where halos are abundant and
 adding views where they are scarce, the extra directions "distributed with roughly even spacing

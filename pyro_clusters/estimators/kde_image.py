@@ -21,7 +21,7 @@ p(m | x) = (1/T) sum_t N(m; mu_t, sigma_t).
 blocks on the flattened image d; block k maps u_{k-1} -> u_k = (u_{k-1} - mu_k(d)) / sigma_k(d) with
 an MLP of tanh layers 512-64-512; u_0 = standardised log M, u_K ~ N(0, 1):
 
-    log p(m | d) = log N(u_K) - sum_k log sigma_k(d)      (003 eqs. 5, 7).
+    log p(m | d) = log N(u_K) - sum_k log sigma_k(d)      (Kodi Ramanah et al. 2020, eqs. 5, 7).
 
 For a scalar target each block is affine in m, so the posterior is Gaussian; 003 uses 50 x 50
 images, this uses the same 48 x 48 images as the CNNs so the three are compared on one input.

@@ -1,6 +1,6 @@
 """Neural posterior estimation with Deep Sets and a Pyro conditional spline flow (``npe_deepsets``).
 
-Papers/002 sections 2.2 and 3: the flow models the residual about the M-sigma baseline,
+Wang, Thiele & Ho 2026, sections 2.2 and 3: the flow models the residual about the M-sigma baseline,
 
     r = log10 M - log10 M_base,    p(log M | x) = p_flow(r = log M - log M_base | c(x)),
 

@@ -1,8 +1,8 @@
 """Per-galaxy and global features of observed clusters, and padded batches for set networks.
 
-Papers/002 section 3.1: an ellipse is fitted to the projected galaxy positions; each galaxy is
-described by its line-of-sight velocity v_los, its projected radius R_proj and the angle between
-its position and the ellipse's major axis; the cluster by the ellipticity of the ellipse.
+Wang, Thiele & Ho 2026, section 3.1: an ellipse is fitted to the projected galaxy positions; each
+galaxy is described by its line-of-sight velocity v_los, its projected radius R_proj and the angle
+between its position and the ellipse's major axis; the cluster by the ellipticity of the ellipse.
 
 The ellipse here is the second-moment ellipse of the positions about the cluster centre,
 I = <(x, y)^T (x, y)>, with major axis along I's leading eigenvector and axis ratio

@@ -1,15 +1,15 @@
 r"""KDE images of projected phase space, the input of the image-based estimators.
 
-Papers/001 section 3.1: a bivariate Gaussian product-kernel estimate of each cluster's
+Ho et al. 2019, section 3.1: a bivariate Gaussian product-kernel estimate of each cluster's
 {R_proj, v_los} distribution,
 
     f(R, v) = (1/n) sum_i K((R - R_i) / h_R) K((v - v_i) / h_v) / (h_R h_v),
     h_R = h0 sigma_R,  h_v = h0 sigma_v,  h0 = 0.25,
 
 with sigma the cluster's own sample standard deviation along each axis, sampled on a 48 x 48
-grid over R in [0, R_max] and v in [-v_max, v_max] and normalised to unit sum. Papers/000
-section 3.1 uses the 3D {x_proj, y_proj, v_los} estimate instead (50^3 voxels, kappa = 0.175);
-``kind="3d"`` builds it on ``bins``^3 voxels over [-R_max, R_max]^2 x [-v_max, v_max].
+grid over R in [0, R_max] and v in [-v_max, v_max] and normalised to unit sum. Kodi Ramanah, Wojtak
+& Arendse 2021, section 3.1 uses the 3D {x_proj, y_proj, v_los} estimate instead (50^3 voxels, kappa
+= 0.175); ``kind="3d"`` builds it on ``bins``^3 voxels over [-R_max, R_max]^2 x [-v_max, v_max].
 
 Vectorised: the product kernel is separable, so the image of a cluster is A^T B with
 A[i, j] = K((R_j - R_i)/h_R) and B[i, k] = K((v_k - v_i)/h_v) over its galaxies i; clusters are

@@ -1,6 +1,6 @@
 """Distributions of theta = log10(M200c / h^-1 Msun): flat training prior, HMF test sampler.
 
-Papers/001 section 2.3: training sets are flat in log M (no prior imposed by abundance); test
+Ho et al. 2019, section 2.3: training sets are flat in log M (no prior imposed by abundance); test
 sets follow the halo mass function. The HMF here is Tinker et al. 2008 for M200c (colossus) at
 the simulator's redshift and cosmology.
 """

@@ -2,8 +2,8 @@
 
 The caustic technique (Diaferio & Geller 1997; Diaferio 1999; Serra et al. 2011) draws the
 escape-velocity envelope ("caustics") of the projected phase space from an adaptive kernel
-density estimate and calls galaxies inside it members. Papers/002 section 4.2 compares its
-classifier with CausticSNUpy (Kang et al. 2024); we use the same package, version 1.0.4.
+density estimate and calls galaxies inside it members. Wang, Thiele & Ho 2026, section 4.2 compares
+its classifier with CausticSNUpy (Kang et al. 2024); we use the same package, version 1.0.4.
 
 causticsnupy takes sky coordinates, so each mock cluster is placed on the sky at its redshift
 (:func:`pyro_clusters.cosmology.projected_to_sky`) with its centre given. Quirks of causticsnupy
