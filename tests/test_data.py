@@ -111,11 +111,14 @@ def test_truncated_and_foreign_files_are_refused(tmp_path, clusters):
         ClusterDataset(good)
 
 
-def test_unwritable_output_refused(tmp_path, clusters):
-    with pytest.raises(FileNotFoundError):
-        write_dataset(tmp_path / "missing" / "d.h5", clusters)
+def test_output_folder_created_and_unwritable_output_refused(tmp_path, clusters):
+    write_dataset(tmp_path / "missing" / "d.h5", clusters)  # folders are created
+    assert (tmp_path / "missing" / "d.h5").is_file()
     with pytest.raises(IsADirectoryError):
         write_dataset(tmp_path, clusters)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="a file is in the way"):
+        write_dataset(tmp_path / "file" / "d.h5", clusters)
 
 
 def test_split_is_disjoint_and_respects_groups():

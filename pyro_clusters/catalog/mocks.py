@@ -48,7 +48,7 @@ from typing import Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from pyro_clusters.catalog.schema import Catalog, read_catalog
+from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog
 from pyro_clusters.catalog.sightlines import (
     Sightlines,
     flat_sightlines,
@@ -64,7 +64,7 @@ from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 
 __all__ = ["FLAT_DENSITY", "STELLAR_MASS_MIN", "CatalogBox", "CatalogMockConfig",
-           "build_datasets", "observe_sightlines", "plot_mass_functions"]
+           "build_datasets", "check_plan", "observe_sightlines", "plot_mass_functions"]
 
 #: galaxy selection of Ho et al. 2019 (arXiv:1902.05950): M* >= this [h^-1 Msun].
 STELLAR_MASS_MIN = 10**9.5
@@ -92,6 +92,12 @@ class CatalogMockConfig:
             uses 14-15.
         chunk_halos: halos per unit of work (bounds memory).
         seed: seed of the split, the view sampling and the observation noise.
+        redshift: redshift at which the clusters are observed (None: the snapshot's). A z = 0
+            snapshot needs one: its clusters would sit at the observer, with the galaxies in
+            front of them at negative distances. The box is then treated as at this redshift
+            (comoving coordinates and peculiar velocities as given; the change of H(z) and of
+            the comoving-to-physical factor between the two redshifts is neglected: under 5 %
+            below z = 0.1).
     """
 
     setup: Literal["idealized", "cylinder"] = "cylinder"
@@ -105,6 +111,7 @@ class CatalogMockConfig:
     test_range: tuple[float, float] | None = None
     chunk_halos: int = 256
     seed: int = 0
+    redshift: float | None = None
 
     def __post_init__(self) -> None:
         if self.setup not in ("idealized", "cylinder"):
@@ -113,6 +120,8 @@ class CatalogMockConfig:
             raise ValueError("density and bin_width must be > 0 and max_views >= 3")
         if self.chunk_halos < 1:
             raise ValueError("chunk_halos must be >= 1")
+        if self.redshift is not None and not 0.0 < self.redshift < 3.0:
+            raise ValueError(f"the observation redshift must be in (0, 3), got {self.redshift}")
 
     def to_dict(self) -> dict:
         """The configuration as plain JSON-able values."""
@@ -130,7 +139,14 @@ class CatalogBox:
     def __init__(self, catalog: Catalog, config: CatalogMockConfig):
         self.config = config
         self.box = catalog.box_size
-        self.z = catalog.redshift
+        self.snapshot_z = catalog.redshift
+        self.z = catalog.redshift if config.redshift is None else config.redshift
+        if self.z <= 0.0:
+            raise CatalogError(
+                f"the snapshot {catalog.source or ''} is at z = {catalog.redshift:g}: its clusters "
+                "would sit at the observer, with the galaxies in front of them at negative "
+                "distances. Observe it at a redshift: --redshift Z (e.g. 0.05; Ho et al. 2019 "
+                "observe MDPL2 at 0.117)")
         self.cosmology = dict(catalog.cosmology)
         self.source = catalog.source
         self.table = distance_table(params=tuple(sorted(self.cosmology.items())))
@@ -170,6 +186,12 @@ class CatalogBox:
         # Hubble flow per physical h^-1 Mpc of line-of-sight offset [km/s per h^-1 Mpc]
         self._h_eff = config.observation.v_cut / self._hubble_depth(config.observation.v_cut)
         reach = self._query_radius(self._halo_speed.max(initial=0.0))
+        if self.table.distance(self.z) <= reach:
+            z_min = float(self.table.redshift(1.1 * reach))
+            raise CatalogError(
+                f"at z = {self.z:g} a cylinder reaches {reach:.1f} h^-1 Mpc in front of its "
+                f"cluster, beyond the observer (at {self.table.distance(self.z):.1f} h^-1 Mpc): "
+                f"observe the box at z >= {z_min:.3f} (--redshift)")
         if config.setup == "cylinder" and reach > self.box / 2:
             warnings.warn(
                 f"a cylinder seen off the box axes may reach {reach:.1f} h^-1 Mpc (comoving) "
@@ -403,6 +425,40 @@ def plan_sightlines(box: CatalogBox) -> tuple[dict[str, Sightlines], dict]:
     return lines, summary
 
 
+def check_plan(lines: dict[str, Sightlines], summary: dict, box: CatalogBox) -> None:
+    """Raise :class:`CatalogError` naming the first split that would be empty, why, and the fix.
+
+    A flat split holds, per mass bin, density x share x volume x bin width views on average; in
+    a small box that is far below one and nothing is drawn.
+    """
+    cfg = box.config
+    volume = box.box**3
+    if summary["n_candidates"] == 0:
+        raise CatalogError(
+            f"no halo of the catalogue has log10 M200c >= {cfg.log_m_min} (the largest is "
+            f"{float(box.log_m.max(initial=np.nan)):.2f}): lower --log-m-min")
+    for name in SPLITS:
+        if len(lines[name]):
+            continue
+        n_halos = summary[name]["n_halos"]
+        if n_halos == 0:
+            raise CatalogError(
+                f"the {name} set gets none of the {summary['n_candidates']} candidate halos "
+                f"(split {cfg.fractions} by halo id"
+                + (f", test range {cfg.test_range}" if name == "test" and cfg.test_range else "")
+                + "): use a larger box, a lower --log-m-min or other --fractions")
+        share = dict(zip(("train", "val", "test_flat"), cfg.fractions, strict=True))[name]
+        per_bin = cfg.density * share * volume * cfg.bin_width
+        need = 10.0 / (share * volume * cfg.bin_width)
+        raise CatalogError(
+            f"the {name} set is empty: its flat mass function asks for {per_bin:.3g} views per "
+            f"{cfg.bin_width} dex bin (--density {cfg.density:.3g} views h^3 Mpc^-3 dex^-1 x "
+            f"share {share:g} x volume {volume:.3g} h^-3 Mpc^3), and none was drawn from its "
+            f"{n_halos} halos. For ~10 views per bin in this box give --density {need:.3g} "
+            "(views of the rare massive halos are repeated up to --max-views along random "
+            "directions), or use a larger box")
+
+
 def _chunks(lines: Sightlines, chunk_halos: int) -> list[Sightlines]:
     rows, first = np.unique(lines.halo, return_index=True)
     cuts = first[chunk_halos::chunk_halos]
@@ -461,10 +517,12 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
     box = CatalogBox(catalog, config)
     t_prep = time.perf_counter() - t0
     lines, summary = plan_sightlines(box)
+    check_plan(lines, summary, box)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # "config" carries z and the observation like a simulated dataset's (read back as attrs)
     meta = {"config": {**config.to_dict(), "z": box.z}, "catalog": str(catalog.source),
+            "snapshot_redshift": box.snapshot_z,
             "box_size": box.box, "cosmology": box.cosmology, "setup": config.setup,
             "seed": config.seed,
             "units": {"log_m": "log10(M200c / h^-1 Msun)", "x_proj": "h^-1 Mpc (physical)",
@@ -496,6 +554,12 @@ def build_datasets(catalog: Catalog | str | Path, out: str | Path,
                     masses.append(cs.log_m)
                     bar.update(len(chunk))
                 w.set_attrs(n_views=len(lines[name]))
+                if n_clusters == 0:
+                    raise CatalogError(
+                        f"the {name} set has {len(lines[name])} views but no cluster with at "
+                        f"least N_min = {config.observation.n_min} galaxies of M* >= "
+                        f"{config.stellar_mass_min:.3g} h^-1 Msun in the cylinder: lower "
+                        "--n-min or --stellar-mass-min, or --log-m-min for richer clusters only")
             summary[name]["n_clusters"] = n_clusters
             summary[name]["path"] = str(out / f"{name}.h5")
             cluster_masses[name] = np.concatenate(masses) if masses else np.zeros(0)

@@ -2,10 +2,13 @@
 
 Usage::
 
-    pyro-clusters catalog --catalog FILE --setup {idealized,cylinder} --out DIR
+    pyro-clusters catalog --catalog FILE [--format FORMAT] --setup {idealized,cylinder} --out DIR
 
-The recipe and the input schema: :mod:`pyro_clusters.catalog.mocks`,
-:mod:`pyro_clusters.catalog.schema`.
+FORMAT is the package schema (HDF5, the default), rockstar (Rockstar out_*.list or
+Consistent-Trees hlist_*.list), subfind (IllustrisTNG / Gadget-4 fof_subhalo_tab HDF5) or
+universemachine (sfr_catalog_*.bin). The recipe, the schema and the readers:
+:mod:`pyro_clusters.catalog.mocks`, :mod:`pyro_clusters.catalog.schema`,
+:mod:`pyro_clusters.catalog.formats`.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import sys
 from pathlib import Path
 
 from pyro_clusters import defaults
+from pyro_clusters.catalog.formats import FORMATS, read_any
 from pyro_clusters.catalog.mocks import (
     FLAT_DENSITY,
     STELLAR_MASS_MIN,
     CatalogMockConfig,
     build_datasets,
 )
-from pyro_clusters.catalog.schema import CatalogError
+from pyro_clusters.catalog.schema import CatalogError, write_catalog
 from pyro_clusters.cli import command_parser
 from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig
@@ -36,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", type=Path, required=True,
                    help="halo + galaxy catalogue: HDF5 in the package schema, or a file "
                         "--format reads")
+    p.add_argument("--format", choices=sorted(FORMATS), default="schema",
+                   help="catalogue format (module docstring of pyro_clusters.catalog.formats)")
+    p.add_argument("--box-size", type=float, default=None,
+                   help="box side [comoving h^-1 Mpc] when the file does not say it "
+                        "(universemachine) or to override it")
+    p.add_argument("--snapshot-redshift", type=float, default=None,
+                   help="snapshot redshift when the file does not say it")
+    p.add_argument("--redshift", type=float, default=None,
+                   help="redshift at which the clusters are observed (default: the "
+                        "snapshot's; required for a z = 0 snapshot)")
+    p.add_argument("--write-catalog", type=Path, default=None, metavar="FILE",
+                   help="also write the catalogue converted to the package schema (HDF5)")
     p.add_argument("--setup", choices=["idealized", "cylinder"], required=True,
                    help="idealized: members only; cylinder: interlopers included")
     p.add_argument("--out", type=Path, required=True, help="output directory (created)")
@@ -74,9 +90,21 @@ def main(argv: list[str] | None = None) -> int:
             setup=args.setup, log_m_min=args.log_m_min, stellar_mass_min=args.stellar_mass_min,
             observation=obs, fractions=tuple(args.fractions), density=args.density,
             max_views=args.max_views,
-            test_range=tuple(args.test_range) if args.test_range else None, seed=args.seed)
+            test_range=tuple(args.test_range) if args.test_range else None, seed=args.seed,
+            redshift=args.redshift)
         columns = json.loads(args.columns) if args.columns else None
-        summary = build_datasets(args.catalog, args.out, config, columns=columns,
+        source = args.catalog
+        if (args.format != "schema" or args.write_catalog is not None
+                or args.box_size is not None or args.snapshot_redshift is not None):
+            catalog = read_any(args.catalog, args.format, columns=columns,
+                               box_size=args.box_size, redshift=args.snapshot_redshift)
+            source, columns = catalog, None
+            if args.write_catalog is not None or args.scheduler is not None:
+                # Dask workers read a file: the converted one
+                args.out.mkdir(parents=True, exist_ok=True)
+                source = write_catalog(args.write_catalog or args.out / "catalog_schema.h5",
+                                       catalog)
+        summary = build_datasets(source, args.out, config, columns=columns,
                                  workers=args.workers, scheduler=args.scheduler,
                                  progress=not args.no_progress)
     except (CatalogError, ValueError, OSError, json.JSONDecodeError) as err:
