@@ -18,7 +18,7 @@ from pyro_clusters.data import (
     split_indices,
     write_dataset,
 )
-from pyro_clusters.simulator import SimulatorConfig, simulate
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate, simulate_selected
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +143,19 @@ def test_torch_stream(tmp_path, clusters):
     assert (b["member"] <= (b["x"][..., 3] > 0)).all()
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
     assert sum(len(b["theta"]) for b in loader) == 30
+
+
+def test_small_dataset_is_small_on_disk(tmp_path):
+    """Chunks follow the first write: 20 clusters take kilobytes, not 64 Ki elements a column."""
+    from pyro_clusters.data.hdf5 import _chunk_length
+
+    rng = np.random.default_rng(0)
+    cs = simulate_selected(20, FlatLogMassPrior(), SimulatorConfig(setup="cylinder"), rng)[0]
+    path = write_dataset(tmp_path / "small.h5", cs)
+    raw = sum(np.asarray(v).nbytes for v in (*cs.clusters.values(), *cs.galaxies.values()))
+    assert path.stat().st_size < 1.5 * raw + 64_000  # data, not empty chunk space
+    with h5py.File(path) as f:
+        assert f["galaxies/v_los"].chunks[0] == _chunk_length(cs.n_gal.sum())
+    assert [_chunk_length(n) for n in (1, 1000, 1025, 10**6)] == [1024, 1024, 2048, 65536]
+    back, _ = read_dataset(path)
+    np.testing.assert_array_equal(back.galaxies["v_los"], cs.galaxies["v_los"])

@@ -41,7 +41,15 @@ __all__ = [
 
 FORMAT_NAME = "pyro_clusters.clusters"
 FORMAT_VERSION = 1
-_CHUNK = 1 << 16
+#: HDF5 chunk length bounds [elements]: each column's chunk is the first write's length rounded
+#: up to a power of two within them, so a 20-cluster file is kilobytes, not one 64 Ki-element
+#: chunk per column, and a large file still reads in long contiguous pieces.
+_CHUNK_MIN, _CHUNK_MAX = 1 << 10, 1 << 16
+
+
+def _chunk_length(n: int) -> int:
+    """Chunk length for a column whose first write holds ``n`` elements."""
+    return int(min(max(1 << max(int(n) - 1, 1).bit_length(), _CHUNK_MIN), _CHUNK_MAX))
 
 
 class DatasetError(ValueError):
@@ -108,7 +116,8 @@ class DatasetWriter:
         f.attrs["package_version"] = __version__
         for k, v in self.metadata.items():
             f.attrs[k] = _attr(v)
-        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_CHUNK,))
+        f.create_dataset("offsets", data=np.zeros(1, np.int64), maxshape=(None,),
+                         chunks=(_CHUNK_MIN,))
         f.create_group("clusters")
         f.create_group("galaxies")
         return self
@@ -116,7 +125,7 @@ class DatasetWriter:
     def _extend(self, group: h5py.Group, name: str, data: np.ndarray, start: int) -> None:
         if name not in group:
             group.create_dataset(name, shape=(0,), dtype=data.dtype, maxshape=(None,),
-                                 chunks=(_CHUNK,))
+                                 chunks=(_chunk_length(len(data)),))
         ds = group[name]
         if ds.dtype != data.dtype:
             raise TypeError(f"column {name!r}: dtype {data.dtype} differs from {ds.dtype}")
