@@ -156,6 +156,6 @@ def test_small_dataset_is_small_on_disk(tmp_path):
     assert path.stat().st_size < 1.5 * raw + 64_000  # data, not empty chunk space
     with h5py.File(path) as f:
         assert f["galaxies/v_los"].chunks[0] == _chunk_length(cs.n_gal.sum())
-    assert [_chunk_length(n) for n in (1, 1000, 1025, 10**6)] == [1024, 1024, 2048, 65536]
+    assert [_chunk_length(n) for n in (1, 1000, 1025, 10**6)] == [128, 1024, 2048, 65536]
     back, _ = read_dataset(path)
     np.testing.assert_array_equal(back.galaxies["v_los"], cs.galaxies["v_los"])

@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 #: HDF5 chunk length bounds [elements]: each column's chunk is the first write's length rounded
 #: up to a power of two within them, so a 20-cluster file is kilobytes, not one 64 Ki-element
 #: chunk per column, and a large file still reads in long contiguous pieces.
-_CHUNK_MIN, _CHUNK_MAX = 1 << 10, 1 << 16
+_CHUNK_MIN, _CHUNK_MAX = 1 << 7, 1 << 16
 
 
 def _chunk_length(n: int) -> int:
