@@ -19,7 +19,7 @@ The run
    (trained here, or loaded with ``--idealized-model``, e.g.
    ``results/idealized_full/models/npe_deepsets``), and breaks the residuals down by what the
    spherical model leaves out. With ``--data DIR`` (idealized catalogue mocks from
-   ``python -m pyro_clusters.catalog``) this step uses the catalogue instead: its flat-prior
+   ``pyro-clusters catalog``) this step uses the catalogue instead: its flat-prior
    test views, and an NPE trained on its train / val sets -- the classical Jeans analysis
    against the NPE on N-body data. Steps 1-2 need the exact likelihood, so they always run on
    the spherical simulator.

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", type=Path, default=None,
                    help="report on catalogue mocks instead: a directory with idealized/ and "
-                        "cylinder/ made by python -m pyro_clusters.catalog (train: flat, "
+                        "cylinder/ made by pyro-clusters catalog (train: flat, "
                         "test: natural mass function)")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")

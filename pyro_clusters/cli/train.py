@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of galaxies without a redshift, at random (default 0)")
     p.add_argument("--data", type=Path, default=None,
                    help="train on cylinder datasets made from an N-body catalogue "
-                        "(python -m pyro_clusters.catalog --out DIR) instead of the simulator;"
+                        "(pyro-clusters catalog --out DIR) instead of the simulator;"
                         " z, aperture, v_cut and N_min are then the data's")
     p.add_argument("--size", choices=sorted(SIZES), default="full",
                    help="run size: clusters simulated and epoch limits (default: full, what "

@@ -175,7 +175,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     log10 M (Ho et al. 2019 section 2.3); the test clusters only measure the bundle's quality
     (scatter, bias and coverage, stored in ``info["test_metrics"]``). With ``data`` they are
     read instead from cylinder datasets made from an N-body catalogue
-    (``python -m pyro_clusters.catalog``: train, val and the flat test views of the test
+    (``pyro-clusters catalog``: train, val and the flat test views of the test
     halos), and the redshift, aperture, velocity window and N_min are the data's.
 
     Args:
