@@ -68,7 +68,7 @@ class CompareSize(RunSize):
 SIZES = {
     "tiny": CompareSize(300, 100, 200, max_epochs=2, patience=2),
     "quick": CompareSize(3000, 600, 1500, max_epochs=8, patience=3,
-                         max_epochs_by={"sbi_npe": 25}),
+                         max_epochs_by={"sbi_npe": 25, "npe_deepsets": 15}),
     "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6,
                         max_epochs_by={"sbi_npe": 30}),
 }
