@@ -15,6 +15,15 @@ prior, subsampling and mismatch warnings are explained).
 Outputs (``--out``): ``summary.json``, ``posterior.nc``, ``galaxies.csv`` and ``cluster.png``
 (:mod:`pyro_clusters.realfield.outputs`). Exit code 0 with a posterior, 2 when none can be
 given (bad input, too few galaxies).
+
+Many clusters of one survey::
+
+    pyro-clusters infer --table GALAXIES.csv --centres CENTRES.csv [--figures] [--out DIR]
+
+CENTRES has a name (optional), RA, Dec and z per cluster; DIR/clusters.csv gets one row per
+cluster (percentiles, galaxy counts, warnings, or the reason it was skipped) and
+DIR/posteriors.nc every posterior (:mod:`pyro_clusters.realfield.survey`). A bad row is
+skipped, never the batch.
 """
 
 from __future__ import annotations
@@ -40,10 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     p = command_parser("infer", __doc__)
     p.add_argument("--table", type=Path, required=True,
-                   help="CSV or whitespace table with RA, Dec [deg] and z (or cz [km/s])")
-    p.add_argument("--ra", type=float, required=True, help="cluster centre RA [deg]")
-    p.add_argument("--dec", type=float, required=True, help="cluster centre Dec [deg]")
-    p.add_argument("--z", type=float, required=True, help="cluster redshift")
+                   help="CSV or whitespace table with RA, Dec [deg] and z (or cz [km/s]); "
+                        "with --centres, the galaxy table of the whole survey")
+    p.add_argument("--ra", type=float, default=None, help="cluster centre RA [deg]")
+    p.add_argument("--dec", type=float, default=None, help="cluster centre Dec [deg]")
+    p.add_argument("--z", type=float, default=None, help="cluster redshift")
+    p.add_argument("--centres", type=Path, default=None,
+                   help="instead of --ra/--dec/--z: a table of cluster centres (name, RA, "
+                        "Dec, z) -> OUT/clusters.csv (one row per cluster) and "
+                        "OUT/posteriors.nc (all posteriors)")
+    p.add_argument("--figures", action="store_true",
+                   help="with --centres: also OUT/figures/NAME.png for every cluster")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="with --centres: clusters per classifier / NPE batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--model", type=Path, default=None,
                    help="model bundle directory (default: the one shipped with the package)")
     p.add_argument("--out", type=Path, default=Path("results/infer"),
@@ -75,9 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``pyro-clusters infer``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    p = build_parser()
+    args = p.parse_args(argv)
+    centre = (args.ra, args.dec, args.z)
+    if args.centres is not None and any(v is not None for v in centre):
+        p.error("give either --centres or --ra/--dec/--z, not both")
+    if args.centres is None and any(v is None for v in centre):
+        p.error("give the cluster centre (--ra, --dec and --z) or a table of them (--centres)")
     from pyro_clusters.realfield.bundle import CylinderModel
 
+    if args.centres is not None:
+        return _many(args, CylinderModel)
     try:
         model = CylinderModel.load(args.model, args.device)
         table = read_redshift_table(args.table, args.ra_col, args.dec_col, args.z_col,
@@ -99,5 +126,47 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths = save_outputs(post, args.out)
     print(format_summary(post.summary))
+    print("wrote " + ", ".join(str(v) for v in paths.values()))
+    return 0
+
+
+def _many(args, model_class) -> int:
+    """``--centres``: every cluster of a survey; a bad row is skipped with its reason."""
+    import time
+
+    import numpy as np
+
+    from pyro_clusters.realfield.survey import infer_survey, read_centres, write_survey_outputs
+
+    if args.subsample is not None:
+        print("error: --subsample works on one cluster at a time, not with --centres",
+              file=sys.stderr)
+        return 2
+    try:
+        model = model_class.load(args.model, args.device)
+        table = read_redshift_table(args.table, args.ra_col, args.dec_col, args.z_col,
+                                    args.cz_col)
+        centres = read_centres(args.centres)
+        ok = np.isfinite(centres.ra) & np.isfinite(centres.dec)
+        if ok.any():
+            table, _ = ra_in_degrees(table, float(np.median(centres.ra[ok])),
+                                     float(np.median(centres.dec[ok])), args.ra_unit)
+            if args.ra_unit == "hour":
+                centres.ra = (centres.ra * 15.0) % 360.0
+        t0 = time.perf_counter()
+        result = infer_survey(table, centres, model, args.draws, args.seed, args.prior,
+                              args.batch_size, progress=not args.no_progress)
+        seconds = time.perf_counter() - t0
+    except (ObservationError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    paths = write_survey_outputs(result, args.out, args.figures, model)
+    n_ok = len(result.names)
+    print(f"{n_ok} of {len(centres)} clusters with a posterior in {seconds:.1f} s "
+          f"({len(centres) / max(seconds, 1e-9):.0f} clusters/s); "
+          f"{len(centres) - n_ok} skipped (reason in the table)")
+    for row in result.rows:
+        if row["status"] != "ok":
+            print(f"  skipped {row['name']}: {row['reason']}")
     print("wrote " + ", ".join(str(v) for v in paths.values()))
     return 0

@@ -1,0 +1,439 @@
+r"""Many clusters of one redshift survey in one call (``pyro-clusters infer --centres``).
+
+A galaxy table of a survey (RA, Dec, z or c z, as :func:`~pyro_clusters.realfield.table.
+read_redshift_table` reads it) and a table of cluster centres (name, RA, Dec, z) give one
+posterior of log10(M200c / h^-1 Msun) per cluster:
+
+1. the galaxies near each centre are found with a KD-tree on unit vectors of the sky (one
+   tree for the survey; the query radius is the aperture's angle at the cluster's redshift,
+   plus 2 %), and go through the same cylinder cut as a single cluster
+   (:func:`~pyro_clusters.realfield.table.observe_field`);
+2. the cylinders are batched: one classifier pass gives every galaxy its ``p_member``, one
+   call of the NPE through :class:`~pyro_clusters.estimators.prior.PriorReweighted` gives
+   every cluster its draws (the ``hmf`` prior is the mass function at each cluster's redshift,
+   evaluated on a 0.005 grid in z -- the mass function changes by < 1 % across one step);
+3. a centre that cannot give a posterior -- a missing value, a declination outside +-90, a
+   redshift outside (0, 5), fewer galaxies than the model's N_min, a posterior outside the
+   training range -- is skipped with its reason in the output table; it never stops the
+   batch.
+
+The posteriors are the single-cluster ones (same cylinder, classifier, NPE, prior and
+warnings, :func:`~pyro_clusters.realfield.inference.mismatch_warnings`) without
+``--subsample``; draws are seeded per call, so a cluster's draws depend on the batch it is
+in, not its percentiles beyond Monte Carlo noise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from pyro_clusters.cosmology import angular_diameter_distance
+from pyro_clusters.data.clusters import ClusterSet
+from pyro_clusters.realfield.inference import (
+    LEAKAGE_WARN,
+    OVERSAMPLE,
+    PERCENTILES,
+    _edge_warning,
+    mismatch_warnings,
+)
+from pyro_clusters.realfield.table import (
+    FieldObservation,
+    ObservationError,
+    RedshiftTable,
+    _find_column,
+    _numeric,
+    observe_field,
+)
+
+__all__ = ["CENTRE_NAME_ALIASES", "Centres", "SurveyIndex", "SurveyResult", "infer_survey",
+           "mock_survey", "read_centres", "write_survey_outputs"]
+
+#: names recognised for the cluster-name column of a centres table (case-insensitive).
+CENTRE_NAME_ALIASES = ("name", "cluster", "id", "cluster_id", "object", "target")
+#: HMF priors are evaluated at the cluster redshift rounded to this step.
+HMF_Z_STEP = 0.005
+
+
+@dataclass
+class Centres:
+    """Cluster centres of a survey.
+
+    Attributes:
+        name: cluster names (the table's name column, else ``row<N>``), (n,).
+        ra: RA [deg], NaN where missing, (n,).
+        dec: Dec [deg], (n,).
+        z: cluster redshift, (n,).
+        columns: role -> column used.
+        source: file name.
+    """
+
+    name: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    z: np.ndarray
+    columns: dict[str, str]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | None = None,
+                 dec: str | None = None, z: str | None = None) -> Centres:
+    """Read a table of cluster centres: name (optional), RA, Dec [deg] and redshift.
+
+    Columns are found by name as in a galaxy table (``ra``, ``raj2000``, ...; ``z``,
+    ``redshift``, ...; name: :data:`CENTRE_NAME_ALIASES`) or given. Rows with a missing or
+    non-numeric value are kept (as NaN) and skipped with their reason by
+    :func:`infer_survey`.
+
+    Raises:
+        ObservationError: no such file, an empty or unreadable table, a missing column.
+    """
+    from astropy.io import ascii
+
+    path = Path(path)
+    if not path.is_file():
+        raise ObservationError(f"no centres table at {path}")
+    if not path.read_text(errors="replace").strip():
+        raise ObservationError(f"the centres table {path} is empty")
+    try:
+        table = ascii.read(path)
+    except Exception as err:  # astropy raises many types
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+        raise ObservationError(f"cannot read {path} as a table: {first}") from err
+    if len(table) == 0:
+        raise ObservationError(f"the centres table {path} has no data rows")
+    names = list(table.colnames)
+    cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec),
+            "z": _find_column(names, "z", z)}
+    missing = [k for k, v in cols.items() if v is None]
+    if missing:
+        raise ObservationError(f"the centres table has no column for {missing}; its columns "
+                               f"are {names} (name them with --centre-ra-col, ...)")
+    lower = {n.lower(): n for n in names}
+    name_col = name if name is not None else next(
+        (lower[a] for a in CENTRE_NAME_ALIASES if a in lower), None)
+    if name_col is not None and name_col not in names:
+        raise ObservationError(f"column {name_col!r} is not in the centres table ({names})")
+    values = {}
+    for role, col in cols.items():
+        try:
+            values[role] = _numeric(table, col)
+        except ObservationError:  # keep the batch going: non-numeric entries become NaN
+            values[role] = np.array([_float_or_nan(v) for v in table[col]])
+    labels = (np.array([str(v).strip() for v in table[name_col]]) if name_col
+              else np.array([f"row{i + 1}" for i in range(len(table))]))
+    if name_col is not None:
+        cols["name"] = name_col
+    return Centres(labels, values["ra"] % 360.0, values["dec"], values["z"], cols, str(path))
+
+
+def _float_or_nan(v) -> float:
+    if np.ma.is_masked(v):
+        return np.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    ra, dec = np.deg2rad(ra), np.deg2rad(dec)
+    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+
+class SurveyIndex:
+    """A KD-tree of a survey's galaxies on the unit sphere, for cones around many centres."""
+
+    def __init__(self, table: RedshiftTable):
+        from scipy.spatial import cKDTree
+
+        self.table = table
+        self.tree = cKDTree(_unit_vectors(table.ra, table.dec))
+
+    def cone(self, ra: float, dec: float, radius_deg: float) -> RedshiftTable:
+        """The galaxies within ``radius_deg`` of (``ra``, ``dec``) [deg], as a table."""
+        chord = 2.0 * np.sin(np.deg2rad(min(radius_deg, 90.0)) / 2.0)
+        rows = np.sort(np.asarray(self.tree.query_ball_point(
+            _unit_vectors(np.array([ra]), np.array([dec]))[0], chord), np.int64))
+        t = self.table
+        return replace(t, ra=t.ra[rows], dec=t.dec[rows], cz=t.cz[rows], row=t.row[rows])
+
+
+@dataclass
+class SurveyResult:
+    """What :func:`infer_survey` returns.
+
+    Attributes:
+        rows: one dict per centre, in the centres' order: name, ra_deg, dec_deg, z, status
+            (``ok`` or ``skipped``), reason, the percentiles of log10 M200c [h^-1 Msun]
+            (median, p16, p84, p2.5, p97.5; NaN when skipped), galaxy counts, M-sigma
+            estimate, warnings joined by " | ".
+        draws: posterior draws of the clusters with status ok, (n_ok, n_draws).
+        names: their names, (n_ok,).
+        observations: their cylinders (for figures).
+        p_member: their galaxies' membership probabilities.
+        settings: prior, draws, seed, model path.
+    """
+
+    rows: list[dict]
+    draws: np.ndarray
+    names: list[str]
+    observations: list[FieldObservation] = field(default_factory=list)
+    p_member: list[np.ndarray] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def _check_centre(ra: float, dec: float, z: float) -> str | None:
+    if not np.isfinite([ra, dec, z]).all():
+        return "missing or non-numeric RA, Dec or z"
+    if not -90.0 <= dec <= 90.0:
+        return f"declination {dec} outside [-90, 90]"
+    if not 0.0 < z < 5.0:
+        return f"redshift {z} outside (0, 5)"
+    return None
+
+
+def _skipped(base: dict, reason: str) -> dict:
+    return {**base, "status": "skipped", "reason": reason,
+            **{k: np.nan for k in ("median", "p16", "p84", "p2.5", "p97.5")},
+            "n_galaxies_in_cylinder": base.get("n_galaxies_in_cylinder", 0),
+            "n_members_classifier": 0, "msigma_log_m": np.nan, "warnings": ""}
+
+
+def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1000,
+                 seed: int = 0, prior: str = "flat", batch_size: int = 256,
+                 progress: bool = True) -> SurveyResult:
+    """Posterior of log10 M200c for every centre of a survey (module docstring).
+
+    Args:
+        table: the survey's galaxies (:func:`~pyro_clusters.realfield.table.
+            read_redshift_table`).
+        centres: the clusters (:func:`read_centres`).
+        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
+        n_draws: posterior draws per cluster.
+        seed: seed of every draw of the call.
+        prior: ``flat`` (training prior) or ``hmf`` (mass function at each cluster's z).
+        batch_size: clusters per classifier / NPE batch (bounds memory).
+        progress: a progress bar over the centres.
+
+    Returns:
+        :class:`SurveyResult`.
+    """
+    from tqdm.auto import tqdm
+
+    if prior not in ("flat", "hmf"):
+        raise ObservationError(f"prior must be 'flat' or 'hmf', got {prior!r}")
+    if n_draws < 2 or batch_size < 1:
+        raise ObservationError("need at least 2 draws and a batch size of at least 1")
+    rng = np.random.default_rng(seed)
+    t = model.trained_on
+    aperture, v_cut = float(t["aperture"]), float(t["v_cut"])
+    n_min = int(t.get("n_min", 10))
+    index = SurveyIndex(table)
+    rows: list[dict] = []
+    ok_draws, ok_names, ok_obs, ok_p = [], [], [], []
+    pending: list[tuple[int, FieldObservation]] = []
+    with tqdm(total=len(centres), unit="cluster", desc="clusters", disable=not progress) as bar:
+        for i in range(len(centres)):
+            ra, dec, z = float(centres.ra[i]), float(centres.dec[i]), float(centres.z[i])
+            base = {"name": str(centres.name[i]), "ra_deg": ra, "dec_deg": dec, "z": z}
+            rows.append(base)
+            reason = _check_centre(ra, dec, z)
+            if reason is None:
+                theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
+                try:
+                    obs = observe_field(index.cone(ra, dec, 1.02 * theta), ra, dec, z,
+                                        aperture, v_cut)
+                except ObservationError as err:
+                    reason = str(err).split(": check the centre")[0]
+                else:
+                    base["n_galaxies_in_cylinder"] = obs.n_gal
+                    if obs.n_gal < n_min:
+                        reason = (f"only {obs.n_gal} galaxies in the cylinder; the model needs "
+                                  f"at least {n_min}")
+                    else:
+                        pending.append((i, obs))
+            if reason is not None:
+                rows[i] = _skipped(base, reason)
+                bar.update(1)
+            if len(pending) >= batch_size or (i == len(centres) - 1 and pending):
+                for j, draws, p_member, msig, warn in _infer_batch(pending, model, n_draws,
+                                                                   prior, rng):
+                    obs = dict(pending)[j]
+                    if isinstance(draws, str):
+                        rows[j] = _skipped(rows[j], draws)
+                        continue
+                    q = np.percentile(draws, PERCENTILES)
+                    rows[j] = {**rows[j], "status": "ok", "reason": "",
+                               "median": q[2], "p16": q[1], "p84": q[3], "p2.5": q[0],
+                               "p97.5": q[4], "n_galaxies_in_cylinder": obs.n_gal,
+                               "n_members_classifier": int(
+                                   (p_member > model.classifier.config.threshold).sum()),
+                               "msigma_log_m": msig, "warnings": " | ".join(warn)}
+                    ok_draws.append(draws)
+                    ok_names.append(rows[j]["name"])
+                    ok_obs.append(obs)
+                    ok_p.append(p_member)
+                bar.update(len(pending))
+                pending = []
+    draws = np.stack(ok_draws) if ok_draws else np.zeros((0, n_draws))
+    settings = {"prior": prior, "n_draws": n_draws, "seed": seed,
+                "model": str(model.path) if model.path else None,
+                "galaxy_table": table.source, "centres_table": centres.source,
+                "n_table_rows": table.n_rows, "n_rows_dropped_missing": table.n_dropped,
+                "n_rows_dropped_negative_z": table.n_negative}
+    return SurveyResult(rows, draws, ok_names, ok_obs, ok_p, settings)
+
+
+def _infer_batch(pending, model, n_draws, prior, rng):
+    """Yield (centre index, draws or skip reason, p_member, M-sigma log M, warnings)."""
+    from pyro_clusters.estimators.prior import PriorReweighted
+    from pyro_clusters.simulator.priors import HaloMassFunctionSampler
+
+    t = model.trained_on
+    lo, hi = t.get("prior_range", t["log_m_range"])
+    sets = ClusterSet.concatenate([obs.clusters for _, obs in pending])
+    annotated = model.annotate(sets)
+    msig = model.msigma.predict(annotated)
+    p_all = annotated.galaxies["p_member"].astype(np.float64)
+    if prior == "hmf":
+        keys = np.round(np.array([obs.center[2] for _, obs in pending]) / HMF_Z_STEP)
+    else:
+        keys = np.zeros(len(pending))
+    draws = np.full((len(pending), n_draws), np.nan)
+    failed: dict[int, str] = {}
+    leakage = np.zeros(len(pending))
+    for key in np.unique(keys):
+        group = np.flatnonzero(keys == key)
+        if prior == "hmf":
+            new_prior = HaloMassFunctionSampler(lo, hi, z=max(key * HMF_Z_STEP, 1e-3))
+        else:
+            def new_prior(x):
+                return ((x >= lo) & (x <= hi)).astype(np.float64)
+        est = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE)
+        subset = annotated.select(group)
+        try:
+            res = est.sample_with_info(subset, n_draws, rng)
+            draws[group] = res.draws
+            leakage[group] = res.info["zero_weight_fraction"]
+        except ValueError:  # some cluster of the group lies outside the prior: one at a time
+            for g in group:
+                try:
+                    res = est.sample_with_info(annotated.select([g]), n_draws, rng)
+                except ValueError:
+                    failed[g] = (f"the posterior lies entirely outside the model's prior "
+                                 f"range [{lo}, {hi}] in log10 M: outside what the model was "
+                                 "trained on")
+                    continue
+                draws[g] = res.draws[0]
+                leakage[g] = res.info["zero_weight_fraction"]
+    for k, (i, obs) in enumerate(pending):
+        p_member = p_all[annotated.offsets[k]:annotated.offsets[k + 1]]
+        if k in failed:
+            yield i, failed[k], p_member, np.nan, []
+            continue
+        warn = mismatch_warnings(obs, t)
+        edge = _edge_warning(draws[k], (lo, hi))
+        if edge:
+            warn.append(edge)
+        if leakage[k] > LEAKAGE_WARN:
+            warn.append(f"{100 * leakage[k]:.0f} % of the flow's draws fell outside the prior "
+                        "range and were rejected")
+        yield i, draws[k], p_member, float(msig[k]), warn
+
+
+def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Centres]:
+    """Place simulated cylinders on the sky as one survey: a galaxy table and its centres.
+
+    Cluster i goes to point i of a spherical Fibonacci lattice (|Dec| < 85 deg; neighbours
+    are > 4 deg apart for up to 2,000 clusters, far more than a 1.6 h^-1 Mpc aperture at
+    z > 0.03), at the set's redshift, its galaxies (interlopers included) by
+    :func:`~pyro_clusters.realfield.table.cluster_to_table`. For validation and benchmarks:
+    the true masses are ``clusters.log_m``.
+
+    Args:
+        clusters: simulated cylinder-setup clusters (one redshift, ``clusters.attrs["z"]``).
+        seed: rotates the lattice (different sky positions per seed).
+
+    Returns:
+        (the galaxy table, the centres named ``mock<i>``).
+    """
+    from pyro_clusters.catalog.sightlines import fibonacci_directions, random_rotation
+    from pyro_clusters.realfield.table import cluster_to_table
+
+    n = len(clusters)
+    z = float(clusters.attrs["z"])
+    u = fibonacci_directions(max(2 * n, 8)) @ random_rotation(np.random.default_rng(seed)).T
+    u = u[np.abs(u[:, 2]) < np.sin(np.deg2rad(85.0))][:n]
+    ra = np.rad2deg(np.arctan2(u[:, 1], u[:, 0])) % 360.0
+    dec = np.rad2deg(np.arcsin(np.clip(u[:, 2], -1.0, 1.0)))
+    parts = [cluster_to_table(clusters, i, ra[i], dec[i], z) for i in range(n)]
+    g_ra, g_dec, g_cz = (np.concatenate([q[k] for q in parts]) for k in range(3))
+    table = RedshiftTable(g_ra % 360.0, g_dec, g_cz, np.arange(g_ra.size), g_ra.size, 0,
+                          {"ra": "ra", "dec": "dec", "cz": "cz"}, "mock survey")
+    centres = Centres(np.array([f"mock{i}" for i in range(n)]), ra, dec, np.full(n, z),
+                      {"ra": "ra", "dec": "dec", "z": "z"}, "mock survey")
+    return table, centres
+
+
+#: columns of ``clusters.csv``, in order
+CSV_COLUMNS = ("name", "ra_deg", "dec_deg", "z", "status", "median", "p16", "p84", "p2.5",
+               "p97.5", "n_galaxies_in_cylinder", "n_members_classifier", "msigma_log_m",
+               "warnings", "reason")
+
+
+def write_survey_outputs(result: SurveyResult, out: str | os.PathLike,
+                         figures: bool = False, model=None) -> dict[str, Path]:
+    """Write ``clusters.csv`` (one row per centre), ``posteriors.nc`` and optional figures.
+
+    ``posteriors.nc`` is an ArviZ DataTree (NetCDF-4): ``posterior/log10_M200c``
+    (chain = 1, draw, cluster) with the cluster names as coordinate, the settings as
+    attributes. ``figures/NAME.png`` (with ``figures=True`` and the ``model``): the
+    single-cluster figure of each cluster with a posterior.
+    """
+    import csv
+
+    import arviz_base
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"table": out / "clusters.csv", "posteriors": out / "posteriors.nc"}
+    with open(paths["table"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in result.rows:
+            w.writerow({k: (f"{v:.5f}" if isinstance(v, float) and np.isfinite(v) else
+                            "" if isinstance(v, float) else v) for k, v in row.items()})
+    tree = arviz_base.from_dict({"posterior": {"log10_M200c": result.draws.T[None]}},
+                                dims={"log10_M200c": ["cluster"]},
+                                coords={"cluster": np.array(result.names, dtype=str)})
+    tree.attrs.update({"units": "log10(M200c / h^-1 Msun)",
+                       **{k: str(v) for k, v in result.settings.items()}})
+    tmp = paths["posteriors"].with_name(".posteriors.nc.tmp")
+    tree.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(paths["posteriors"])
+    if figures:
+        if model is None:
+            raise ValueError("figures need the model (its training ranges)")
+        from pyro_clusters.realfield.inference import ClusterPosterior, _summary
+        from pyro_clusters.realfield.outputs import plot_cluster
+
+        fig_dir = out / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        for obs, p, d, name in zip(result.observations, result.p_member, result.draws,
+                                   result.names, strict=True):
+            post = ClusterPosterior(obs, p, d, {"sigma_v_kms": np.nan, "n_members": 0,
+                                                "log_m": np.nan, "scatter_dex": np.nan},
+                                    [], {"prior": result.settings["prior"], "subsample": None,
+                                         "notes": []})
+            post.summary = _summary(post, model)
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            plot_cluster(post, fig_dir / f"{safe}.png")
+        paths["figures"] = fig_dir
+    return paths

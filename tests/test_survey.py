@@ -1,0 +1,97 @@
+"""Many clusters of one survey: ``pyro-clusters infer --centres`` and ``infer_survey``."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from pyro_clusters.__main__ import main as cli
+from pyro_clusters.realfield.bundle import CylinderModel
+from pyro_clusters.realfield.inference import infer_cluster
+from pyro_clusters.realfield.survey import infer_survey, mock_survey, read_centres
+from pyro_clusters.realfield.table import observe_field, write_redshift_table
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+
+N = 40
+
+
+@pytest.fixture(scope="module")
+def survey():
+    rng = np.random.default_rng(8)
+    cs = simulate_selected(N, FlatLogMassPrior(14.2, 15.0), SimulatorConfig(setup="cylinder"),
+                           rng)[0]
+    table, centres = mock_survey(cs, seed=2)
+    return cs, table, centres, CylinderModel.load()
+
+
+def test_every_cluster_gets_the_single_cluster_posterior(survey):
+    cs, table, centres, model = survey
+    res = infer_survey(table, centres, model, n_draws=2000, seed=1, progress=False)
+    assert [r["name"] for r in res.rows] == list(centres.name)
+    assert all(r["status"] == "ok" for r in res.rows) and res.draws.shape == (N, 2000)
+    lo = np.array([r["p2.5"] for r in res.rows])
+    hi = np.array([r["p97.5"] for r in res.rows])
+    # 95 % intervals: 40 clusters, expected 38 inside; >= 34 is a 3-sigma binomial bound
+    assert np.sum((cs.log_m >= lo) & (cs.log_m <= hi)) >= 34
+    # cluster 3 alone, through the single-cluster path, gives the same posterior
+    t = model.trained_on
+    obs = observe_field(table, centres.ra[3], centres.dec[3], centres.z[3], t["aperture"],
+                        t["v_cut"])
+    single = infer_cluster(obs, model, n_draws=2000, seed=1)
+    row = res.rows[3]
+    assert row["n_galaxies_in_cylinder"] == obs.n_gal == cs.n_gal[3]
+    assert row["median"] == pytest.approx(single.summary["log10_M200c_hinv_Msun"]["median"],
+                                          abs=0.02)  # Monte Carlo noise ~0.005 dex
+    assert row["n_members_classifier"] == single.summary["n_members_classifier"]
+
+
+def test_cli_skips_bad_rows_and_writes_one_row_per_cluster(survey, tmp_path, capsys):
+    import xarray as xr
+
+    cs, table, centres, _ = survey
+    galaxies = write_redshift_table(tmp_path / "galaxies.csv", table.ra, table.dec, table.cz)
+    rows = [(centres.name[i], f"{centres.ra[i]:.8f}", f"{centres.dec[i]:.8f}",
+             f"{centres.z[i]:.6f}") for i in range(5)]
+    rows += [("no_z", "10.0", "10.0", ""), ("bad_dec", "10.0", "95.0", "0.1"),
+             ("text_z", "10.0", "10.0", "abc"), ("empty_sky", f"{centres.ra[0]:.6f}",
+                                                 f"{centres.dec[0] + 2.5:.6f}", "0.117"),
+             ("wrong_z", f"{centres.ra[1]:.8f}", f"{centres.dec[1]:.8f}", "0.2")]
+    with open(tmp_path / "centres.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "RA", "Dec", "z"])
+        w.writerows(rows)
+    out = tmp_path / "out"
+    assert cli(["infer", "--table", str(galaxies), "--centres", str(tmp_path / "centres.csv"),
+                "--out", str(out), "--draws", "500", "--no-progress", "--figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "5 of 10 clusters with a posterior" in printed
+    with open(out / "clusters.csv") as f:
+        got = list(csv.DictReader(f))
+    assert [r["name"] for r in got] == [r[0] for r in rows]
+    assert [r["status"] for r in got] == ["ok"] * 5 + ["skipped"] * 5
+    reasons = {r["name"]: r["reason"] for r in got}
+    assert "missing" in reasons["no_z"] and "missing" in reasons["text_z"]
+    assert "declination" in reasons["bad_dec"]
+    assert "no galaxy" in reasons["empty_sky"]
+    assert "no galaxy" in reasons["wrong_z"] or "only" in reasons["wrong_z"]
+    assert all(abs(float(r["median"]) - m) < 0.6 for r, m in zip(got[:5], cs.log_m[:5],
+                                                               strict=True))
+    tree = xr.open_datatree(out / "posteriors.nc", engine="h5netcdf")
+    post = tree["posterior"]["log10_M200c"]
+    assert post.shape == (1, 500, 5)
+    assert list(post["cluster"].values) == list(centres.name[:5])
+    assert len(list((out / "figures").glob("*.png"))) == 5
+
+
+def test_centres_table_errors(tmp_path):
+    from pyro_clusters.realfield.table import ObservationError
+
+    (tmp_path / "c.csv").write_text("name,ra,dec\nA,1,2\n")
+    with pytest.raises(ObservationError, match="no column for \\['z'\\]"):
+        read_centres(tmp_path / "c.csv")
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(ObservationError, match="empty"):
+        read_centres(tmp_path / "e.csv")
+    (tmp_path / "ok.csv").write_text("RAJ2000 DEJ2000 redshift\n10 20 0.1\n")
+    c = read_centres(tmp_path / "ok.csv")
+    assert list(c.name) == ["row1"] and c.columns["z"] == "redshift"
