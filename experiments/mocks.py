@@ -145,6 +145,50 @@ def make_figures(sets: MockSets, fits: dict, metrics: dict, out: Path, seed: int
     return names
 
 
+#: survey depths of the richness-mass comparison, log10(M* / h^-1 Msun): the default, deeper
+DEPTHS = (9.5, 8.0)
+
+
+def richness_by_depth(n: int, rng: np.random.Generator, z: float) -> dict:
+    """Median galaxies in the cylinder and members per mass bin at :data:`DEPTHS`.
+
+    The same flat-prior halo masses are observed at each depth
+    (:func:`pyro_clusters.simulator.depth.at_depth`).
+    """
+    from pyro_clusters.simulator.depth import at_depth
+
+    edges = np.round(np.arange(14.0, 15.21, 0.2), 2)
+    out = {}
+    base = SimulatorConfig(setup="cylinder", z=z)
+    for depth in DEPTHS:
+        cs = simulate_selected(n, FlatLogMassPrior(14.0, 15.2), at_depth(base, depth), rng)[0]
+        rows = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (cs.log_m >= lo) & (cs.log_m < hi)
+            rows.append({"lo": float(lo), "hi": float(hi), "n_clusters": int(m.sum()),
+                         "median_n_gal": float(np.median(cs.n_gal[m])) if m.any() else None,
+                         "median_members": float(np.median(cs.clusters["n_members"][m]))
+                         if m.any() else None})
+        out[f"{depth:g}"] = rows
+    return out
+
+
+def _plot_depths(by_depth: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for i, (depth, rows) in enumerate(by_depth.items()):
+        c = [0.5 * (r["lo"] + r["hi"]) for r in rows]
+        ax.plot(c, [r["median_n_gal"] for r in rows], "o-", color=f"C{i}",
+                label=rf"$M_* > 10^{{{depth}}}$: galaxies in the cylinder")
+        ax.plot(c, [r["median_members"] for r in rows], "s--", color=f"C{i}",
+                label=rf"$M_* > 10^{{{depth}}}$: members")
+    ax.set(yscale="log", xlabel=r"$\log_{10} M_{200c}\ [h^{-1}M_\odot]$",
+           ylabel="median number of galaxies", title="richness-mass at two survey depths")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_report(metrics: dict, figures: list[str], out: Path, size: str) -> None:
     """Write ``report.md``: a table of metrics against their bands, then the figures."""
     title = ("Simulator realism report" if "data" not in metrics
@@ -164,6 +208,18 @@ def write_report(metrics: dict, figures: list[str], out: Path, size: str) -> Non
     lines += ["", "| log M bin | clusters | interloper fraction |", "|---|---|---|"]
     lines += [f"| {f['lo']:.3f}–{f['hi']:.3f} | {f['n_clusters']} | {f['fraction']:.3f} |"
               for f in metrics["interloper_fraction_by_mass"]]
+    if "richness_by_depth" in metrics:
+        depths = list(metrics["richness_by_depth"])
+        lines += ["", "Richness-mass at two survey depths (log10 M* / h^-1 Msun limit; median "
+                  "galaxies in the cylinder / true members; `pyro_clusters.simulator.depth`):",
+                  "", "| log M bin | " + " | ".join(f"M* > 10^{d}" for d in depths) + " |",
+                  "|---" * (len(depths) + 1) + "|"]
+        rows = zip(*metrics["richness_by_depth"].values(), strict=True)
+        for cells in rows:
+            lines.append(f"| {cells[0]['lo']:.1f}–{cells[0]['hi']:.1f} | " + " | ".join(
+                "–" if c["median_n_gal"] is None
+                else f"{c['median_n_gal']:.0f} / {c['median_members']:.0f}" for c in cells)
+                + " |")
     lines += [""] + [f"![{Path(f).stem}]({f})" for f in figures]
     (out / "report.md").write_text("\n".join(lines) + "\n")
 
@@ -210,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         n_speed = min(n_train, 5000)
         metrics["clusters_per_second_idealized"] = _throughput(pure, n_speed, args.seed + 1)
         metrics["clusters_per_second_cylinder"] = _throughput(cyl, n_speed, args.seed + 2)
+        metrics["richness_by_depth"] = richness_by_depth(max(n_test // 2, 100), rng, cyl.z)
     else:
         metrics["data"] = str(args.data)
     metrics.update({
@@ -222,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     })
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     figures = make_figures(sets, fits, metrics, args.out, args.seed)
+    if "richness_by_depth" in metrics:
+        _plot_depths(metrics["richness_by_depth"], args.out / "figures" / "richness_depth.png")
+        figures.append("figures/richness_depth.png")
     write_report(metrics, figures, args.out, size)
     for k in REALISM_BANDS:
         print(f"{k:40s} {metrics[k]:10.4g}  {'ok' if metrics['in_band'][k] else 'OUT OF BAND'}")

@@ -19,7 +19,12 @@ def test_mocks_report_end_to_end(tmp_path):
     assert all({"lo", "hi", "fraction"} <= set(b) for b in metrics["interloper_fraction_by_mass"])
     assert metrics["clusters_per_second_cylinder"] > 0
     report = (tmp_path / "report.md").read_text()
-    for fig in ("msigma", "richness_mass", "interloper_fraction", "phase_space_example"):
+    depths = metrics["richness_by_depth"]
+    assert set(depths) == {"9.5", "8"}
+    deep, default = depths["8"][-1], depths["9.5"][-1]  # the heaviest bin
+    assert deep["median_n_gal"] > 3 * default["median_n_gal"]
+    for fig in ("msigma", "richness_mass", "interloper_fraction", "phase_space_example",
+                "richness_depth"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert f"figures/{fig}.png" in report
 

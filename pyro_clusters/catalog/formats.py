@@ -60,6 +60,7 @@ import numpy as np
 
 from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog, write_catalog
 from pyro_clusters.cosmology import MDPL2_PARAMS, colossus_cosmology
+from pyro_clusters.simulator.depth import moster13_stellar_mass
 
 __all__ = ["FORMATS", "UNIVERSEMACHINE_DTYPE", "convert_catalog", "find_hosts",
            "moster13_stellar_mass", "read_any", "read_rockstar", "read_subfind",
@@ -76,34 +77,6 @@ UNIVERSEMACHINE_DTYPE = np.dtype([
 
 _MPC_CM = 3.085678e24
 _MSUN_G = 1.98841e33
-#: Moster, Naab & White 2013, Table 1 (best fit of eqs. 2 and 11-14): M1, N, beta, gamma at
-#: z = 0 and their evolution with z / (1 + z); masses in Msun.
-_MOSTER13 = {"M10": 11.590, "M11": 1.195, "N10": 0.0351, "N11": -0.0247,
-             "beta10": 1.376, "beta11": -0.826, "gamma10": 0.608, "gamma11": 0.329}
-
-
-def moster13_stellar_mass(halo_mass: np.ndarray, z: float, h: float) -> np.ndarray:
-    """Stellar mass of a halo from the Moster, Naab & White 2013 relation.
-
-    m* / M = 2 N [(M / M1)^-beta + (M / M1)^gamma]^-1, with log M1, N, beta, gamma evolving
-    linearly in z / (1 + z) (their eqs. 2, 11-14, Table 1; arXiv:1205.5807).
-
-    Args:
-        halo_mass: halo (or peak subhalo) mass [h^-1 Msun], any shape.
-        z: redshift.
-        h: the dimensionless Hubble constant of the catalogue.
-
-    Returns:
-        stellar mass [h^-1 Msun], the shape of ``halo_mass`` (0 where the mass is <= 0).
-    """
-    p, f = _MOSTER13, z / (1.0 + z)
-    m1 = 10.0 ** (p["M10"] + p["M11"] * f)
-    n, beta, gamma = p["N10"] + p["N11"] * f, p["beta10"] + p["beta11"] * f, \
-        p["gamma10"] + p["gamma11"] * f
-    mass = np.asarray(halo_mass, float) / h  # Msun
-    x = np.where(mass > 0, mass, 1.0) / m1
-    mstar = np.where(mass > 0, 2.0 * n * mass / (x**-beta + x**gamma), 0.0)
-    return mstar * h
 
 
 def find_hosts(pos: np.ndarray, radius: np.ndarray, mass: np.ndarray, box: float) -> np.ndarray:

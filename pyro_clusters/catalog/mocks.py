@@ -349,7 +349,8 @@ def observe_sightlines(box: CatalogBox, lines: Sightlines, rng: np.random.Genera
     vel = np.concatenate([p[3] for p in parts])
     member = np.concatenate([p[4] for p in parts])
     vpec_view = np.array([p[5] for p in parts])
-    x, y, v, keep = observe(pos, vel, member, vpec_view[view_of], box.sim, rng, table=box.table)
+    x, y, v, keep = observe(pos, vel, member, vpec_view[view_of], box.sim, rng, table=box.table,
+                            cluster=view_of)
     n_gal = np.bincount(view_of[keep], minlength=n_views)
     ok = n_gal >= box.config.observation.n_min
     keep &= ok[view_of]

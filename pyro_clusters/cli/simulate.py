@@ -20,6 +20,7 @@ from pyro_clusters import defaults
 from pyro_clusters.cli import command_parser
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.datasets import simulate_to_file
+from pyro_clusters.simulator.depth import at_depth
 from pyro_clusters.simulator.priors import make_sampler
 
 __all__ = ["build_parser", "main"]
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--v-cut", type=float, default=defaults.V_CUT, help="v_cut [km/s]")
     p.add_argument("--n-min", type=int, default=defaults.N_MIN,
                    help="minimum galaxies per cluster")
+    p.add_argument("--depth", type=float, default=None, metavar="LOG_MSTAR",
+                   help="survey depth: stellar-mass limit log10(M* / h^-1 Msun) (default 9.5)")
+    p.add_argument("--velocity-error", type=float, default=0.0,
+                   help="Gaussian redshift error per galaxy [km/s]")
+    p.add_argument("--fiber-collisions", type=float, default=0.0, metavar="ARCSEC",
+                   help="fibre-collision scale [arcsec] (55 for SDSS; 0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -63,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         config = SimulatorConfig(
             setup=args.setup, z=args.z,
             observation=dataclasses.replace(base.observation, aperture=args.aperture,
-                                            v_cut=args.v_cut, n_min=args.n_min),
+                                            v_cut=args.v_cut, n_min=args.n_min,
+                                            velocity_error_kms=args.velocity_error,
+                                            fiber_collision_arcsec=args.fiber_collisions),
         )
+        if args.depth is not None:
+            config = at_depth(config, args.depth)
         sampler = make_sampler(args.prior, args.log_m_min, args.log_m_max, z=args.z)
         path = simulate_to_file(args.out, args.n, config, sampler, args.seed, args.workers,
                                 args.batch_size, progress=not args.no_progress)

@@ -16,6 +16,7 @@ from pyro_clusters import defaults
 from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.bundle import SIZES, train_bundle
 from pyro_clusters.simulator.config import SimulatorConfig
+from pyro_clusters.simulator.depth import at_depth
 
 __all__ = ["build_parser", "main"]
 
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gaussian redshift error per galaxy in the mocks [km/s] (default 0)")
     p.add_argument("--incompleteness", type=float, default=None,
                    help="fraction of galaxies without a redshift, at random (default 0)")
+    p.add_argument("--fiber-collisions", type=float, default=None, metavar="ARCSEC",
+                   help="fibre-collision scale [arcsec] (55 for SDSS; default: none)")
+    p.add_argument("--depth", type=float, default=None, metavar="LOG_MSTAR",
+                   help="survey depth: stellar-mass limit log10(M* / h^-1 Msun) of the "
+                        "galaxies (default 9.5; 8 for a deep survey; "
+                        "pyro_clusters.simulator.depth)")
     p.add_argument("--data", type=Path, default=None,
                    help="train on cylinder datasets made from an N-body catalogue "
                         "(pyro-clusters catalog --out DIR) instead of the simulator;"
@@ -62,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                 else SimulatorConfig())
         obs_changes = {k: v for k, v in (("aperture", args.aperture), ("v_cut", args.v_cut),
                                          ("velocity_error_kms", args.velocity_error),
-                                         ("incompleteness", args.incompleteness))
+                                         ("incompleteness", args.incompleteness),
+                                         ("fiber_collision_arcsec", args.fiber_collisions))
                        if v is not None}
         config = base.replace(setup="cylinder", z=base.z if args.z is None else args.z,
                               observation=replace(base.observation, **obs_changes))
+        if args.depth is not None:
+            config = at_depth(config, args.depth)
     except (OSError, ValueError, TypeError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -126,6 +126,9 @@ class OccupationConfig:
         log_m1: log10 M_1 [h^-1 Msun], mass with one satellite.
         alpha: satellite power-law slope.
         richness_scatter_ln: intrinsic scatter of ln N_sat at fixed mass (simulations: 0.15-0.25).
+        log_mstar_min: the galaxy selection these parameters describe, log10(M* / h^-1 Msun)
+            (survey depth; :func:`pyro_clusters.simulator.depth.at_depth` moves the others
+            with it).
     """
 
     log_m_min: float = 11.35
@@ -134,6 +137,7 @@ class OccupationConfig:
     log_m1: float = 12.55
     alpha: float = 1.0
     richness_scatter_ln: float = 0.2
+    log_mstar_min: float = 9.5
 
     def __post_init__(self) -> None:
         _check(self.sigma_log_m > 0, "sigma_log_m must be > 0")
@@ -192,6 +196,12 @@ class ObservationConfig:
         hubble_flow: compose v_los relativistically with the Hubble flow [H19 appendix].
         velocity_error_kms: Gaussian redshift error per galaxy [km/s]; 0 switches it off.
         incompleteness: probability that an observable galaxy is missed; 0 switches it off.
+        fiber_collision_arcsec: fibre-collision scale of a fibre-fed survey [arcsec]: of two
+            galaxies closer than this on the sky one may get no redshift (55 for SDSS,
+            Strauss et al. 2002, AJ 124, 1810); 0 switches it off. Dense cores lose most.
+        fiber_collision_loss: probability that a target left without a fibre loses its
+            redshift (the SDSS tiling resolves collisions only where plates overlap, about a
+            third of the area: 0.7, Blanton et al. 2003, AJ 125, 2276).
     """
 
     aperture: float = defaults.APERTURE
@@ -200,6 +210,8 @@ class ObservationConfig:
     hubble_flow: bool = True
     velocity_error_kms: float = 0.0
     incompleteness: float = 0.0
+    fiber_collision_arcsec: float = 0.0
+    fiber_collision_loss: float = 0.7
 
     def __post_init__(self) -> None:
         _check(self.aperture > 0, f"aperture must be > 0 h^-1 Mpc, got {self.aperture}")
@@ -207,6 +219,8 @@ class ObservationConfig:
         _check(self.n_min >= 2, f"n_min must be >= 2 (a dispersion needs two), got {self.n_min}")
         _check(self.velocity_error_kms >= 0, "velocity_error_kms must be >= 0")
         _check(0 <= self.incompleteness < 1, "incompleteness must be in [0, 1)")
+        _check(self.fiber_collision_arcsec >= 0, "fiber_collision_arcsec must be >= 0")
+        _check(0 <= self.fiber_collision_loss <= 1, "fiber_collision_loss must be in [0, 1]")
 
 
 @dataclass(frozen=True)

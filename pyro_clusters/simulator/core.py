@@ -150,7 +150,7 @@ def simulate(log_m: np.ndarray, config: SimulatorConfig, rng: np.random.Generato
     member = source <= src["merger"]
 
     vpec = hc.bulk_velocity_dispersion_kms * rng.standard_normal(nb)
-    x, y, v, keep = observe(pos, vel, member, vpec[cluster], config, rng)
+    x, y, v, keep = observe(pos, vel, member, vpec[cluster], config, rng, cluster=cluster)
     # Galaxies in random order within each cluster: nothing downstream may rely on order.
     idx = np.flatnonzero(keep)
     idx = idx[np.lexsort((rng.random(idx.size), cluster[idx]))]
