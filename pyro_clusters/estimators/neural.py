@@ -39,7 +39,7 @@ from torch import nn
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators.base import Model, Splits, check_same_setup, provenance
 from pyro_clusters.features.batches import make_batches, pad_features
-from pyro_clusters.features.galaxies import FeatureSpec
+from pyro_clusters.features.galaxies import FeatureSpec, global_columns
 from pyro_clusters.training import TrainConfig, TrainResult, train_model
 
 __all__ = ["NeuralModel", "SetBatch", "SetNetConfig", "SetNetwork"]
@@ -200,6 +200,9 @@ class SetNetConfig:
         train: optimisation settings (batch 32: larger batches give too few steps per epoch
             for a few thousand clusters).
         eval_batch_size: clusters per batch at inference.
+        extra_globals: per-cluster inputs appended to the global features: cluster columns
+            (e.g. ``z`` of an amortised model) or derived ones (``log_n_gal``,
+            ``log_background``; :func:`pyro_clusters.features.galaxies.global_columns`).
     """
 
     hidden: int = 64
@@ -207,6 +210,7 @@ class SetNetConfig:
     blocks: int = 3
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
     eval_batch_size: int = 512
+    extra_globals: tuple[str, ...] = ()
 
 
 class SetBatch(NamedTuple):
@@ -251,8 +255,12 @@ class SetNetwork(NeuralModel):
                              "MembershipClassifier.annotate)")
         return {n: clusters.galaxies[n] for n in self.extra_features}
 
+    def _globals(self, clusters: ClusterSet) -> dict[str, np.ndarray]:
+        return global_columns(clusters, tuple(getattr(self.config, "extra_globals", ())))
+
     def _prepare(self, splits: Splits) -> Splits:
-        self.features = FeatureSpec.fit(splits.train, self._extra(splits.train))
+        self.features = FeatureSpec.fit(splits.train, self._extra(splits.train),
+                                        self._globals(splits.train))
         return splits
 
     def _network(self) -> nn.Module:
@@ -261,7 +269,7 @@ class SetNetwork(NeuralModel):
 
     def _inputs(self, clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
         """Standardised (galaxy (n_galaxies, F), global (n_clusters, G)) features."""
-        return self.features.transform(clusters, self._extra(clusters))
+        return self.features.transform(clusters, self._extra(clusters), self._globals(clusters))
 
     def _batch_targets(self, clusters: ClusterSet, targets: Any, index: np.ndarray
                        ) -> np.ndarray:

@@ -32,7 +32,8 @@ from pyro_clusters.data.clusters import ClusterSet
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FeatureSpec", "ellipse_fit", "galaxy_features", "set_features"]
+__all__ = ["DERIVED_GLOBALS", "FeatureSpec", "background_density", "ellipse_fit",
+           "galaxy_features", "global_columns", "set_features"]
 
 GALAXY_FEATURES = ("v_los", "r_proj", "psi")
 GLOBAL_FEATURES = ("ellipticity",)
@@ -63,17 +64,68 @@ def ellipse_fit(clusters: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
     return angle, ell
 
 
-def galaxy_features(clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
+def background_density(clusters: ClusterSet) -> np.ndarray:
+    """log10 of the density of galaxies in the outskirts of the cylinder's phase space.
+
+    Galaxies with R_proj > 0.625 R_ap and |v_los| > 0.68 v_cut (1.0 h^-1 Mpc and 1500 km/s
+    for the defaults) are mostly field galaxies and neighbours: their number per area per
+    velocity measures the survey's depth, whatever the cluster's mass. (count + 0.5) per
+    [h^-2 Mpc^2 km/s], so an empty corner is finite.
+
+    Returns:
+        (n_clusters,) float64.
+    """
+    a = clusters.attrs
+    r_ap, v_cut = float(a.get("aperture", 1.6)), float(a.get("v_cut", 2200.0))
+    g = clusters.galaxies
+    r = np.hypot(g["x_proj"].astype(np.float64), g["y_proj"].astype(np.float64))
+    outer = (r > 0.625 * r_ap) & (np.abs(g["v_los"]) > 0.68 * v_cut)
+    count = np.bincount(clusters.cluster_index(), outer, minlength=len(clusters))
+    volume = np.pi * r_ap**2 * (1.0 - 0.625**2) * 2.0 * 0.32 * v_cut
+    return np.log10((count + 0.5) / volume)
+
+
+#: global features computed from the galaxies (name -> function of a ClusterSet), usable in
+#: ``extra_globals`` beside the cluster columns (``z``, ...)
+DERIVED_GLOBALS = {
+    "log_n_gal": lambda cs: np.log10(np.maximum(cs.n_gal, 1)).astype(np.float64),
+    "log_background": background_density,
+}
+
+
+def global_columns(clusters: ClusterSet, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Extra global inputs by name: a cluster column, or one of :data:`DERIVED_GLOBALS`.
+
+    Raises:
+        ValueError: a name that is neither.
+    """
+    out = {}
+    for name in names:
+        if name in clusters.clusters:
+            out[name] = np.asarray(clusters.clusters[name], np.float64)
+        elif name in DERIVED_GLOBALS:
+            out[name] = DERIVED_GLOBALS[name](clusters)
+        else:
+            raise ValueError(f"global input {name!r} is neither a cluster column "
+                             f"({sorted(clusters.clusters)}) nor one of "
+                             f"{sorted(DERIVED_GLOBALS)}")
+    return out
+
+
+def galaxy_features(clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None,
+                    extra_global: dict[str, np.ndarray] | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Raw (unstandardised) features.
 
     Args:
         clusters: the clusters.
         extra: optional additional per-galaxy columns, each (n_galaxies_total,).
+        extra_global: optional additional per-cluster inputs, each (n_clusters,)
+            (:func:`global_columns`).
 
     Returns:
         galaxy features (n_galaxies_total, 3 + n_extra) float32 and global features
-        (n_clusters, 1) float32, in the layout of the module docstring.
+        (n_clusters, 1 + n_extra_global) float32, in the layout of the module docstring.
     """
     g = clusters.galaxies
     x, y = g["x_proj"].astype(np.float64), g["y_proj"].astype(np.float64)
@@ -87,7 +139,15 @@ def galaxy_features(clusters: ClusterSet, extra: dict[str, np.ndarray] | None = 
         if col.shape != x.shape:
             raise ValueError(f"extra feature {name!r} has shape {col.shape}, expected {x.shape}")
         cols.append(col)
-    return np.column_stack(cols).astype(np.float32), ell[:, None].astype(np.float32)
+    glob = [ell]
+    for name, col in (extra_global or {}).items():
+        col = np.asarray(col, dtype=np.float64)
+        if col.shape != ell.shape:
+            raise ValueError(f"global input {name!r} has shape {col.shape}, expected "
+                             f"{ell.shape}")
+        glob.append(col)
+    return (np.column_stack(cols).astype(np.float32),
+            np.column_stack(glob).astype(np.float32))
 
 
 @dataclass
@@ -108,23 +168,29 @@ class FeatureSpec:
     global_std: list[float] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
-            ) -> FeatureSpec:
+    def fit(cls, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None,
+            extra_global: dict[str, np.ndarray] | None = None) -> FeatureSpec:
         """Standardisation constants from training clusters."""
-        gal, glob = galaxy_features(clusters, extra)
+        gal, glob = galaxy_features(clusters, extra, extra_global)
         return cls(
             galaxy=list(GALAXY_FEATURES) + list(extra or {}),
+            global_=list(GLOBAL_FEATURES) + list(extra_global or {}),
             galaxy_mean=gal.mean(0).tolist(), galaxy_std=(gal.std(0) + 1e-6).tolist(),
             global_mean=glob.mean(0).tolist(), global_std=(glob.std(0) + 1e-6).tolist(),
         )
 
-    def transform(self, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None
+    def transform(self, clusters: ClusterSet, extra: dict[str, np.ndarray] | None = None,
+                  extra_global: dict[str, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised (galaxy, global) features; the extra columns must match ``galaxy``."""
+        """Standardised (galaxy, global) features; the extra columns must match the layout."""
         names = list(GALAXY_FEATURES) + list(extra or {})
         if names != self.galaxy:
             raise ValueError(f"feature layout {names} differs from the model's {self.galaxy}")
-        gal, glob = galaxy_features(clusters, extra)
+        glob_names = list(GLOBAL_FEATURES) + list(extra_global or {})
+        if glob_names != self.global_:
+            raise ValueError(f"global inputs {glob_names} differ from the model's "
+                             f"{self.global_}")
+        gal, glob = galaxy_features(clusters, extra, extra_global)
         gal = (gal - np.float32(self.galaxy_mean)) / np.float32(self.galaxy_std)
         glob = (glob - np.float32(self.global_mean)) / np.float32(self.global_std)
         return gal.astype(np.float32), glob.astype(np.float32)

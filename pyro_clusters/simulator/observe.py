@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyro_clusters.cosmology import DistanceTable, los_velocity
+from pyro_clusters.cosmology import DistanceTable, distance_table, los_velocity
 from pyro_clusters.simulator.config import SimulatorConfig
 
 __all__ = ["fiber_collided", "observe"]
@@ -55,9 +55,16 @@ def observe(
         x_proj [h^-1 Mpc], y_proj [h^-1 Mpc], v_los [km/s], observed mask; each (n,).
     """
     obs = config.observation
+    # at low redshift the environment generated in front of the cluster can reach the
+    # observer: such galaxies do not exist (nothing lies at negative distance)
+    if obs.hubble_flow:
+        d_cluster = (table or distance_table()).distance(config.z)
+        behind = d_cluster + (1.0 + config.z) * pos[:, 2] <= 0.0
+    else:
+        behind = np.zeros(len(pos), bool)
     v_los = los_velocity(
-        config.z, pos[:, 2], vpec_cluster_los + vel[:, 2], vpec_cluster_los,
-        hubble_flow=obs.hubble_flow, table=table,
+        config.z, np.where(behind, 0.0, pos[:, 2]), vpec_cluster_los + vel[:, 2],
+        vpec_cluster_los, hubble_flow=obs.hubble_flow, table=table,
     )
     if obs.velocity_error_kms > 0:
         v_los = v_los + obs.velocity_error_kms * rng.standard_normal(v_los.shape)
@@ -66,6 +73,7 @@ def observe(
     else:
         r_proj = np.hypot(pos[:, 0], pos[:, 1])
         keep = (r_proj <= obs.aperture) & (np.abs(v_los) <= obs.v_cut)
+    keep &= ~behind
     if obs.fiber_collision_arcsec > 0 and obs.fiber_collision_loss > 0:
         targets = (keep if config.setup == "idealized"
                    else np.hypot(pos[:, 0], pos[:, 1]) <= obs.aperture)

@@ -1,0 +1,65 @@
+"""Training clusters over observing conditions, and networks given global inputs."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pyro_clusters.estimators import registry
+from pyro_clusters.estimators.msigma import MSigmaConfig
+from pyro_clusters.features.galaxies import background_density, global_columns
+from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
+from pyro_clusters.training import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def varied():
+    rng = np.random.default_rng(0)
+    base = SimulatorConfig(setup="cylinder")
+    cond = ObservingConditions(chunk=16)
+    return (simulate_conditions(800, FlatLogMassPrior(), base, cond, rng),
+            simulate_conditions(200, FlatLogMassPrior(), base, cond, rng))
+
+
+def test_conditions_are_drawn_recorded_and_seeded(varied):
+    train, _ = varied
+    z, depth = train.clusters["z"], train.clusters["log_mstar_min"]
+    assert z.min() >= 0.01 and z.max() <= 0.3 and np.unique(z).size == 800 // 16
+    assert depth.min() >= 8.0 and depth.max() <= 10.5
+    assert train.clusters["velocity_error_kms"].max() <= 100.0
+    # deeper surveys: more galaxies at fixed mass, and a denser background
+    resid = np.log(train.n_gal) - np.polyval(np.polyfit(train.log_m, np.log(train.n_gal), 1),
+                                             train.log_m)
+    assert np.corrcoef(depth, resid)[0, 1] < -0.6
+    assert np.corrcoef(depth, background_density(train))[0, 1] < -0.5
+    again = simulate_conditions(50, FlatLogMassPrior(), SimulatorConfig(setup="cylinder"),
+                                ObservingConditions(chunk=16), np.random.default_rng(0))
+    np.testing.assert_array_equal(again.galaxies["v_los"][:100], train.galaxies["v_los"][:100])
+    with pytest.raises(ValueError, match="z_range"):
+        ObservingConditions(z_range=(0.0, 0.3))
+
+
+def test_low_redshift_cylinders_exist():
+    """At z = 0.01 the environment in front of the cluster would reach the observer; it is
+    cut there instead of failing."""
+    cs = simulate_selected(100, FlatLogMassPrior(), SimulatorConfig(setup="cylinder", z=0.01),
+                           np.random.default_rng(1))[0]
+    assert len(cs) == 100 and np.abs(cs.galaxies["v_los"]).max() <= 2200.0
+
+
+def test_networks_take_global_inputs(varied, tmp_path):
+    train, val = varied
+    cls = registry.get("npe_deepsets")
+    cfg = cls.configure(TrainConfig(max_epochs=1, patience=1, progress=False),
+                        MSigmaConfig(z=0.117))
+    cfg = dataclasses.replace(cfg, extra_globals=("z", "log_background", "log_n_gal"))
+    npe = registry.build("npe_deepsets", cfg).fit(train, val)
+    assert npe.features.global_ == ["ellipticity", "z", "log_background", "log_n_gal"]
+    npe.save(tmp_path / "npe")
+    back = registry.load(tmp_path / "npe")
+    a = npe.sample(val.select(np.arange(4)), 50, np.random.default_rng(2))
+    b = back.sample(val.select(np.arange(4)), 50, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="neither a cluster column"):
+        global_columns(val, ("depth_typed_by_user",))
