@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments import mocks
@@ -163,9 +164,41 @@ def test_ablation_experiment_end_to_end(tmp_path):
 
 def test_no_run_size_has_a_wall_clock_budget():
     """Quick and full sizes stop by epochs and patience; a budget is only an explicit option."""
-    from experiments import ablation, compare, cylinder, idealized, information_limit
+    from experiments import ablation, amortised, compare, cylinder, idealized, information_limit
     from pyro_clusters.realfield import bundle
 
-    for module in (ablation, compare, cylinder, idealized, information_limit, bundle):
+    for module in (ablation, amortised, compare, cylinder, idealized, information_limit,
+                   bundle):
         for size, run_size in module.SIZES.items():
             assert run_size.max_seconds is None, (module.__name__, size)
+
+
+def test_amortised_experiment_end_to_end(tmp_path):
+    from experiments import amortised
+
+    assert amortised.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "1",
+                           "--no-progress"]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(m["grid"]) == len(amortised.GRID_Z) * len(amortised.GRID_DEPTH)
+    assert {"scatter_dex", "bias_dex", "hpd_max_abs_dev", "tarp_max_abs_dev"} <= set(
+        m["grid"][0])
+    deep = [c for c in m["grid"] if c["log_mstar_min"] == 8.2]
+    shallow = [c for c in m["grid"] if c["log_mstar_min"] == 10.0]
+    assert min(c["median_n_gal"] for c in deep) > max(c["median_n_gal"] for c in shallow)
+    assert set(m["cases"]) == {"deep_nearby", "z0.3"}
+    assert m["trained_on"]["amortised"] and m["trained_on"]["z_range"] == [0.01, 0.3]
+    assert (tmp_path / "figures" / "grid.png").stat().st_size > 10_000
+    assert (tmp_path / "model" / "bundle.json").is_file()
+    # the bundle infers a cluster at another redshift without a redshift warning
+    from pyro_clusters.realfield.bundle import CylinderModel
+    from pyro_clusters.realfield.inference import infer_cluster
+    from pyro_clusters.realfield.table import RedshiftTable, cluster_to_table, observe_field
+
+    model = CylinderModel.load(tmp_path / "model")
+    cs = amortised._clusters(1, 0.05, 9.0, np.random.default_rng(3),
+                             amortised.FlatLogMassPrior(14.6, 14.8))
+    ra, dec, cz = cluster_to_table(cs, 0, 150.0, 2.0, 0.05)
+    table = RedshiftTable(ra, dec, cz, np.arange(ra.size), ra.size, 0, {}, "mock")
+    obs = observe_field(table, 150.0, 2.0, 0.05, 1.6, 2200.0)
+    post = infer_cluster(obs, model, n_draws=200)
+    assert not any("redshift" in w for w in post.warnings)

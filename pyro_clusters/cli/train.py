@@ -15,6 +15,7 @@ from pathlib import Path
 from pyro_clusters import defaults
 from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.bundle import SIZES, train_bundle
+from pyro_clusters.simulator.conditions import ObservingConditions
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.depth import at_depth
 
@@ -40,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of galaxies without a redshift, at random (default 0)")
     p.add_argument("--fiber-collisions", type=float, default=None, metavar="ARCSEC",
                    help="fibre-collision scale [arcsec] (55 for SDSS; default: none)")
+    p.add_argument("--amortised", action="store_true",
+                   help="one model over a range of redshifts, survey depths and redshift "
+                        "errors (--z-range, --depth-range, --velocity-error-range) instead "
+                        "of one setup; the networks get the redshift and depth measures as "
+                        "inputs")
+    p.add_argument("--z-range", type=float, nargs=2, default=(0.01, 0.3), metavar=("LO", "HI"),
+                   help="with --amortised: cluster redshifts")
+    p.add_argument("--depth-range", type=float, nargs=2, default=(8.0, 10.5),
+                   metavar=("LO", "HI"),
+                   help="with --amortised: stellar-mass limits log10(M* / h^-1 Msun)")
+    p.add_argument("--velocity-error-range", type=float, nargs=2, default=(0.0, 100.0),
+                   metavar=("LO", "HI"), help="with --amortised: redshift errors [km/s]")
     p.add_argument("--depth", type=float, default=None, metavar="LOG_MSTAR",
                    help="survey depth: stellar-mass limit log10(M* / h^-1 Msun) of the "
                         "galaxies (default 9.5; 8 for a deep survey; "
@@ -76,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                               observation=replace(base.observation, **obs_changes))
         if args.depth is not None:
             config = at_depth(config, args.depth)
+        conditions = (ObservingConditions(tuple(args.z_range), tuple(args.depth_range),
+                                          tuple(args.velocity_error_range))
+                      if args.amortised else None)
     except (OSError, ValueError, TypeError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv)
     try:
         model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
-                             command, args.data, args.max_seconds)
+                             command, args.data, args.max_seconds, conditions)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

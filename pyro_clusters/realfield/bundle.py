@@ -49,6 +49,7 @@ from pyro_clusters import __version__
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator, fit_on_validation
+from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.core import simulate_selected
 from pyro_clusters.simulator.priors import FlatLogMassPrior
@@ -58,7 +59,8 @@ if TYPE_CHECKING:
     from pyro_clusters.estimators.membership.classifier import MembershipClassifier
     from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
 
-__all__ = ["FORMAT", "SIZES", "CylinderModel", "default_model_path", "train_bundle"]
+__all__ = ["AMORTISED_GLOBALS", "FORMAT", "SIZES", "CylinderModel", "default_model_path",
+           "train_bundle"]
 
 FORMAT = "pyro_clusters.cylinder_bundle/1"
 
@@ -68,6 +70,10 @@ SIZES = {
     "quick": RunSize(3000, 600, 600, max_epochs=12, patience=4),
     "full": RunSize(20000, 4000, 2000, max_epochs=60, patience=6),
 }
+
+#: global inputs of an amortised bundle's networks: what the observer gives (the redshift) and
+#: what the galaxies tell (their count, the background density that measures survey depth)
+AMORTISED_GLOBALS = ("z", "log_background", "log_n_gal")
 
 #: percentiles of the training richness (galaxies in the cylinder) stored with a bundle.
 RICHNESS_PERCENTILES = (1, 5, 50, 95, 99)
@@ -168,7 +174,8 @@ def _richness(clusters: ClusterSet) -> dict[str, float]:
 
 def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                  device: str = "cpu", progress: bool = True, command: str | None = None,
-                 data: Path | None = None, max_seconds: float | None = None) -> CylinderModel:
+                 data: Path | None = None, max_seconds: float | None = None,
+                 conditions: ObservingConditions | None = None) -> CylinderModel:
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
@@ -188,6 +195,10 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         data: directory of catalogue datasets (cylinder setup); None simulates.
         max_seconds: wall-clock budget of each network's training [s]; None (default) stops
             by epochs and patience only, so that the seed reproduces the bundle.
+        conditions: train one amortised model over these observing conditions (redshift,
+            survey depth, redshift errors; :mod:`pyro_clusters.simulator.conditions`)
+            instead of at ``config``'s: the networks get the cluster redshift, the galaxy
+            count and the background density (:data:`AMORTISED_GLOBALS`) as inputs.
 
     Returns:
         the trained :class:`CylinderModel` (not yet saved).
@@ -205,7 +216,12 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     prior = FlatLogMassPrior()
-    if data is None:
+    if conditions is not None and data is not None:
+        raise ValueError("an amortised bundle is trained on the simulator, not on --data")
+    if conditions is not None:
+        train, val, test = (simulate_conditions(n, prior, config, conditions, rng)
+                            for n in (n_train, n_val, n_test))
+    elif data is None:
         train, val, test = (simulate_selected(n, prior, config, rng)[0]
                             for n in (n_train, n_val, n_test))
     else:
@@ -221,11 +237,14 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     sim_seconds = time.perf_counter() - t0
     tcfg = run.train_config(seed, device, progress)
 
-    clf = registry.build("deepsets_membership", train=tcfg).fit(train, val)
+    inputs = AMORTISED_GLOBALS if conditions is not None else ()
+    clf_config = replace(registry.get("deepsets_membership").configure(tcfg),
+                         extra_globals=inputs)
+    clf = registry.build("deepsets_membership", clf_config).fit(train, val)
     train, val, test = (clf.annotate(s) for s in (train, val, test))
     msigma, cuts = fit_on_validation(train, val, MSigmaConfig(z=config.z, galaxies="p_member"))
     npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
-                         extra_features=("p_member",))
+                         extra_features=("p_member",), extra_globals=inputs)
     npe = registry.build("npe_deepsets", npe_config).fit(train, val)
 
     t1 = time.perf_counter()
@@ -240,8 +259,14 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     trained_on = {**npe.trained_on, "prior_range": [prior.lo, prior.hi],
                   "n_min": config.observation.n_min,
                   "richness": _richness(train)}
+    if conditions is not None:
+        trained_on.update(z=float(np.mean(conditions.z_range)), amortised=True,
+                          z_range=list(conditions.z_range),
+                          log_mstar_range=list(conditions.log_mstar_range),
+                          velocity_error_range=list(conditions.velocity_error_range))
     info = {"command": command, "size": size, "seed": seed, "package_version": __version__,
             "simulator": config.to_dict(), "n_train": len(train), "n_val": len(val),
+            "conditions": conditions.to_dict() if conditions is not None else None,
             "data": str(data) if data is not None else "simulator",
             "msigma_mass_cut": cuts, "simulation_seconds": sim_seconds,
             "train_seconds": {"classifier": clf.train_seconds, "npe": npe.train_seconds},

@@ -86,7 +86,12 @@ def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | Non
     retrain = (f"python -m pyro_clusters train --z {z:.4g} --aperture {trained_on['aperture']}"
                f" --v-cut {trained_on['v_cut']:g} --out DIR (about 20 min on 2 CPU cores), "
                "then --model DIR")
-    if abs(z - z_train) > max(DZ_ABS, DZ_REL * z_train):
+    if "z_range" in trained_on:  # an amortised model: the redshift is one of its inputs
+        lo, hi = trained_on["z_range"]
+        if not lo <= z <= hi:
+            out.append(f"redshift {z:.4g} is outside the model's training range "
+                       f"[{lo:g}, {hi:g}]: the model extrapolates")
+    elif abs(z - z_train) > max(DZ_ABS, DZ_REL * z_train):
         out.append(f"redshift {z:.4g} is far from the training redshift {z_train:.4g}: the "
                    "aperture in h^-1 Mpc covers a different part of the cluster's "
                    f"galaxy population than in training; train a model for it: {retrain}")
@@ -139,7 +144,8 @@ def subsample_sets(clusters: ClusterSet, n: int, k: int, rng: np.random.Generato
         raise ValueError(f"subsample size must be in [2, {total}), got {n}")
     rows = np.stack([np.sort(rng.choice(total, n, replace=False)) for _ in range(k)])
     galaxies = {c: v[rows.ravel()] for c, v in clusters.galaxies.items()}
-    return ClusterSet({"n_gal": np.full(k, n)}, galaxies, np.arange(k + 1) * n,
+    columns = {c: np.repeat(v[:1], k) for c, v in clusters.clusters.items() if c != "n_gal"}
+    return ClusterSet({"n_gal": np.full(k, n), **columns}, galaxies, np.arange(k + 1) * n,
                       dict(clusters.attrs)), rows
 
 

@@ -374,7 +374,8 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
     idx = np.flatnonzero(near)[keep]
     galaxies = {"x_proj": x[keep].astype(np.float32), "y_proj": y[keep].astype(np.float32),
                 "v_los": v[keep].astype(np.float32)}
-    clusters = ClusterSet({"n_gal": np.array([keep.sum()])}, galaxies,
+    clusters = ClusterSet({"n_gal": np.array([keep.sum()]), "z": np.array([float(z_cluster)])},
+                          galaxies,
                           np.array([0, keep.sum()]),
                           {"setup": "cylinder", "z": float(z_cluster),
                            "aperture": float(aperture), "v_cut": float(v_cut),

@@ -1,0 +1,230 @@
+"""One model for every redshift and survey depth: ``python -m experiments.amortised [--quick]``.
+
+Trains (or loads, ``--model DIR``) an amortised real-field bundle -- classifier + NPE over the
+observing conditions of :class:`~pyro_clusters.simulator.conditions.ObservingConditions`
+(redshift 0.01-0.3, stellar-mass limit 10^8-10^10.5 h^-1 Msun, redshift errors 0-100 km/s),
+the networks given the redshift, the galaxy count and the background density -- and validates
+it on mocks:
+
+- a grid of cells in redshift x depth (4 x 3 by default): sigma_eps, bias, HPD and TARP
+  deviations of the flat-prior posteriors on fresh clusters of each cell;
+- the cell of the shipped single-setup model (z = 0.117, depth 10^9.5, no errors): both
+  models on the same clusters;
+- two named cases, 200 mock realisations each: a deep nearby cluster (log M = 15.0 at
+  z = 0.023 seen down to 10^8 h^-1 Msun, ~1,000 galaxies, like Coma in a deep survey) and a
+  z = 0.3 cluster (log M = 14.8 in a survey reaching 10^10.3): the share of realisations whose
+  truth lies in the central 68 % interval.
+
+Writes DIR/metrics.json, DIR/report.md, DIR/figures/ and (when trained here) DIR/model/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.common import experiment_parser  # noqa: E402
+from pyro_clusters import __version__  # noqa: E402
+from pyro_clusters.diagnostics.coverage import hpd_coverage, tarp_coverage  # noqa: E402
+from pyro_clusters.diagnostics.report import to_json_safe  # noqa: E402
+from pyro_clusters.realfield.bundle import CylinderModel, train_bundle  # noqa: E402
+from pyro_clusters.simulator import (  # noqa: E402
+    FlatLogMassPrior,
+    SimulatorConfig,
+    simulate_selected,
+)
+from pyro_clusters.simulator.conditions import ObservingConditions  # noqa: E402
+from pyro_clusters.simulator.depth import at_depth  # noqa: E402
+from pyro_clusters.training import RunSize  # noqa: E402
+
+__all__ = ["SIZES", "AmortisedSize", "main", "run"]
+
+#: the validation grid: redshifts and stellar-mass limits log10(M* / h^-1 Msun)
+GRID_Z = (0.02, 0.08, 0.15, 0.28)
+GRID_DEPTH = (10.0, 9.0, 8.2)
+#: the shipped model's setup
+DEFAULT_CELL = (0.117, 9.5)
+#: the named cases: (z, depth, log M)
+CASES = {"deep_nearby": (0.023, 8.0, 15.0), "z0.3": (0.3, 10.3, 14.8)}
+
+
+@dataclass(frozen=True)
+class AmortisedSize(RunSize):
+    """A run size: training sizes (the bundle's) and validation clusters.
+
+    Attributes:
+        bundle_size: the size name passed to :func:`train_bundle`.
+        n_cell: clusters per grid cell.
+        n_case: realisations per named case.
+    """
+
+    bundle_size: str = "tiny"
+    n_cell: int = 40
+    n_case: int = 20
+
+
+SIZES = {
+    "tiny": AmortisedSize(300, 100, 100, max_epochs=2, patience=2, bundle_size="tiny",
+                          n_cell=40, n_case=20),
+    "quick": AmortisedSize(3000, 600, 600, max_epochs=12, patience=4, bundle_size="quick",
+                           n_cell=200, n_case=200),
+    "full": AmortisedSize(20000, 4000, 2000, max_epochs=60, patience=6, bundle_size="full",
+                          n_cell=500, n_case=200),
+}
+
+
+def _cell_metrics(model: CylinderModel, clusters, rng: np.random.Generator,
+                  n_draws: int = 1000) -> tuple[dict, np.ndarray]:
+    draws = model.sample(clusters, n_draws, rng)
+    eps = np.median(draws, axis=1) - clusters.log_m
+    lo, hi = np.percentile(draws, [16, 84], axis=1)
+    return {"n": len(clusters), "scatter_dex": float(np.std(eps)),
+            "bias_dex": float(np.mean(eps)),
+            "hpd_max_abs_dev": hpd_coverage(draws, clusters.log_m).max_abs_dev,
+            "tarp_max_abs_dev": tarp_coverage(draws, clusters.log_m, rng,
+                                              n_bootstrap=0).max_abs_dev,
+            "within_68": float(np.mean((clusters.log_m >= lo) & (clusters.log_m <= hi))),
+            "median_n_gal": float(np.median(clusters.n_gal))}, draws
+
+
+def _clusters(n: int, z: float, depth: float, rng: np.random.Generator,
+              prior=None, velocity_error: float = 0.0):
+    base = SimulatorConfig(setup="cylinder", z=z)
+    base = base.replace(observation=dataclasses.replace(base.observation,
+                                                        velocity_error_kms=velocity_error))
+    cs = simulate_selected(n, prior or FlatLogMassPrior(), at_depth(base, depth), rng)[0]
+    cs.clusters["z"] = np.full(len(cs), z)
+    return cs
+
+
+def run(out: Path, size: str, seed: int, device: str, progress: bool,
+        model_path: Path | None = None, max_seconds: float | None = None) -> dict:
+    """Train or load the amortised bundle and validate it; returns the metrics written."""
+    run_size = SIZES[size]
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    if model_path is None:
+        model = train_bundle(SimulatorConfig(setup="cylinder"), run_size.bundle_size, seed,
+                             device, progress, "python -m experiments.amortised", None,
+                             max_seconds, ObservingConditions())
+        model.save(out / "model")
+    else:
+        model = CylinderModel.load(model_path, device)
+        if not model.trained_on.get("amortised"):
+            raise SystemExit(f"error: {model_path} is not an amortised bundle")
+    train_seconds = time.perf_counter() - t0
+    grid = []
+    for z in GRID_Z:
+        for depth in GRID_DEPTH:
+            cs = _clusters(run_size.n_cell, z, depth, rng)
+            m, _ = _cell_metrics(model, cs, rng)
+            grid.append({"z": z, "log_mstar_min": depth, **m})
+    shipped = CylinderModel.load()
+    cs = _clusters(run_size.n_cell, *DEFAULT_CELL, rng)
+    default_cell = {"z": DEFAULT_CELL[0], "log_mstar_min": DEFAULT_CELL[1],
+                    "amortised": _cell_metrics(model, cs, rng)[0],
+                    "shipped_single_setup": _cell_metrics(shipped, cs, rng)[0]}
+    cases = {}
+    for name, (z, depth, log_m) in CASES.items():
+        cs = _clusters(run_size.n_case, z, depth, rng, FlatLogMassPrior(log_m - 0.02,
+                                                                         log_m + 0.02))
+        cases[name] = {"z": z, "log_mstar_min": depth, "log_m": log_m,
+                       **_cell_metrics(model, cs, rng)[0]}
+    metrics = {"size": size, "seed": seed, "package_version": __version__,
+               "train_seconds": train_seconds, "trained_on": model.trained_on,
+               "bundle_test_metrics": model.info.get("test_metrics"), "grid": grid,
+               "default_cell": default_cell, "cases": cases}
+    (out / "metrics.json").write_text(json.dumps(to_json_safe(metrics), indent=2))
+    _figure(grid, out / "figures" / "grid.png")
+    _report(metrics, out)
+    return metrics
+
+
+def _figure(grid: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
+    for ax, key, label, cmap, lim in (
+            (axes[0], "scatter_dex", r"$\sigma_\epsilon$ [dex]", "viridis", None),
+            (axes[1], "bias_dex", "bias [dex]", "RdBu_r", 0.15),
+            (axes[2], "hpd_max_abs_dev", "HPD max deviation", "magma_r", None)):
+        img = np.array([[c[key] for c in grid if c["z"] == z] for z in GRID_Z])
+        kw = {"vmin": -lim, "vmax": lim} if lim else {}
+        im = ax.imshow(img, cmap=cmap, origin="lower", aspect="auto", **kw)
+        ax.set(xticks=range(len(GRID_DEPTH)), xticklabels=[f"{d:g}" for d in GRID_DEPTH],
+               yticks=range(len(GRID_Z)), yticklabels=[f"{z:g}" for z in GRID_Z],
+               xlabel=r"survey depth $\log_{10} M_{*,\min}$ [$h^{-1}M_\odot$]",
+               ylabel="redshift", title=label)
+        for (i, j), v in np.ndenumerate(img):
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=8, color="w"
+                    if key == "scatter_dex" else "k")
+        fig.colorbar(im, ax=ax)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _report(m: dict, out: Path) -> None:
+    lines = [f"# One amortised model over redshift and survey depth ({m['size']} size)", "",
+             f"Trained on {m['trained_on'].get('z_range')} in z, "
+             f"{m['trained_on'].get('log_mstar_range')} in log10 M*_min, "
+             f"{m['trained_on'].get('velocity_error_range')} km/s redshift errors; flat "
+             "prior in log M. Each cell: fresh clusters of the flat prior at that redshift "
+             "and depth.", "",
+             "| z | log M*_min | n | median galaxies | σ_ε [dex] | bias [dex] | HPD dev | "
+             "TARP dev | truth in 68 % |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in m["grid"]:
+        lines.append(f"| {c['z']:g} | {c['log_mstar_min']:g} | {c['n']} | "
+                     f"{c['median_n_gal']:.0f} | {c['scatter_dex']:.3f} | "
+                     f"{c['bias_dex']:+.3f} | {c['hpd_max_abs_dev']:.3f} | "
+                     f"{c['tarp_max_abs_dev']:.3f} | {c['within_68']:.2f} |")
+    d = m["default_cell"]
+    lines += ["", f"The shipped model's setup (z = {d['z']}, log M*_min = {d['log_mstar_min']}), "
+              "the same clusters:", "",
+              "| model | σ_ε [dex] | bias [dex] | HPD dev | TARP dev |", "|---|---|---|---|---|"]
+    for name in ("amortised", "shipped_single_setup"):
+        c = d[name]
+        lines.append(f"| {name} | {c['scatter_dex']:.3f} | {c['bias_dex']:+.3f} | "
+                     f"{c['hpd_max_abs_dev']:.3f} | {c['tarp_max_abs_dev']:.3f} |")
+    lines += ["", "| case | z | log M*_min | log M | realisations | median galaxies | "
+              "truth in 68 % | bias [dex] |", "|---|---|---|---|---|---|---|---|"]
+    for name, c in m["cases"].items():
+        lines.append(f"| {name} | {c['z']:g} | {c['log_mstar_min']:g} | {c['log_m']:g} | "
+                     f"{c['n']} | {c['median_n_gal']:.0f} | {c['within_68']:.2f} | "
+                     f"{c['bias_dex']:+.3f} |")
+    lines += ["", "![grid](figures/grid.png)", ""]
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    p = experiment_parser("python -m experiments.amortised", __doc__, SIZES,
+                          "results/amortised")
+    p.add_argument("--model", type=Path, default=None,
+                   help="validate this amortised bundle instead of training one")
+    args = p.parse_args(argv)
+    size = args.size or ("quick" if args.quick else "full")
+    m = run(args.out, size, args.seed, args.device, not args.no_progress, args.model,
+            args.max_seconds)
+    worst = max(m["grid"], key=lambda c: abs(c["bias_dex"]))
+    print(f"grid: sigma_eps {min(c['scatter_dex'] for c in m['grid']):.3f}-"
+          f"{max(c['scatter_dex'] for c in m['grid']):.3f} dex; worst bias "
+          f"{worst['bias_dex']:+.3f} (z {worst['z']}, depth {worst['log_mstar_min']}); "
+          f"HPD dev up to {max(c['hpd_max_abs_dev'] for c in m['grid']):.3f}")
+    for name, c in m["cases"].items():
+        print(f"{name}: truth in 68 % interval in {c['within_68']:.2f} of {c['n']}")
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
