@@ -263,9 +263,10 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                 rows[i] = _skipped(base, reason)
                 bar.update(1)
             if len(pending) >= batch_size or (i == len(centres) - 1 and pending):
+                observed = dict(pending)
                 for j, draws, p_member, msig, warn in _infer_batch(pending, model, n_draws,
                                                                    prior, rng):
-                    obs = dict(pending)[j]
+                    obs = observed[j]
                     if isinstance(draws, str):
                         rows[j] = _skipped(rows[j], draws)
                         continue
