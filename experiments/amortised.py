@@ -108,7 +108,8 @@ def _clusters(n: int, z: float, depth: float, rng: np.random.Generator,
 
 
 def run(out: Path, size: str, seed: int, device: str, progress: bool,
-        model_path: Path | None = None, max_seconds: float | None = None) -> dict:
+        model_path: Path | None = None, max_seconds: float | None = None,
+        fresh: bool = False) -> dict:
     """Train or load the amortised bundle and validate it; returns the metrics written."""
     run_size = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
     if model_path is None:
         model = train_bundle(SimulatorConfig(setup="cylinder"), run_size.bundle_size, seed,
                              device, progress, "python -m experiments.amortised", None,
-                             max_seconds, ObservingConditions())
+                             max_seconds, ObservingConditions(), fresh)
         model.save(out / "model")
     else:
         model = CylinderModel.load(model_path, device)
@@ -211,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                           "results/amortised")
     p.add_argument("--model", type=Path, default=None,
                    help="validate this amortised bundle instead of training one")
+    p.add_argument("--fresh", action="store_true",
+                   help="train on newly simulated clusters every epoch")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.model,
-            args.max_seconds)
+            args.max_seconds, args.fresh)
     worst = max(m["grid"], key=lambda c: abs(c["bias_dex"]))
     print(f"grid: sigma_eps {min(c['scatter_dex'] for c in m['grid']):.3f}-"
           f"{max(c['scatter_dex'] for c in m['grid']):.3f} dex; worst bias "

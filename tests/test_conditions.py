@@ -63,3 +63,17 @@ def test_networks_take_global_inputs(varied, tmp_path):
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="neither a cluster column"):
         global_columns(val, ("depth_typed_by_user",))
+
+
+def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
+    from pyro_clusters.realfield.bundle import CylinderModel, train_bundle
+
+    model = train_bundle(SimulatorConfig(setup="cylinder"), "tiny", seed=2, progress=False,
+                         conditions=ObservingConditions(chunk=100), fresh=True)
+    assert model.info["fresh"] and model.trained_on["amortised"]
+    assert model.npe.result.epochs == 2 and model.classifier.result.epochs == 2
+    model.save(tmp_path / "m")
+    assert CylinderModel.load(tmp_path / "m").trained_on["z_range"] == [0.01, 0.3]
+    with pytest.raises(ValueError, match="from the simulator"):
+        train_bundle(SimulatorConfig(setup="cylinder"), "tiny", progress=False,
+                     data=tmp_path, fresh=True)

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "errors (--z-range, --depth-range, --velocity-error-range) instead "
                         "of one setup; the networks get the redshift and depth measures as "
                         "inputs")
+    p.add_argument("--fresh", action="store_true",
+                   help="new simulated training clusters every epoch (no overfitting; "
+                        "simulator only)")
     p.add_argument("--z-range", type=float, nargs=2, default=(0.01, 0.3), metavar=("LO", "HI"),
                    help="with --amortised: cluster redshifts")
     p.add_argument("--depth-range", type=float, nargs=2, default=(8.0, 10.5),
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv)
     try:
         model = train_bundle(config, args.size, args.seed, args.device, not args.no_progress,
-                             command, args.data, args.max_seconds, conditions)
+                             command, args.data, args.max_seconds, conditions, args.fresh)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ import numpy as np
 from pyro_clusters import __version__
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import registry
+from pyro_clusters.estimators.base import Splits
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator, fit_on_validation
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.simulator.config import SimulatorConfig
@@ -175,7 +176,8 @@ def _richness(clusters: ClusterSet) -> dict[str, float]:
 def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                  device: str = "cpu", progress: bool = True, command: str | None = None,
                  data: Path | None = None, max_seconds: float | None = None,
-                 conditions: ObservingConditions | None = None) -> CylinderModel:
+                 conditions: ObservingConditions | None = None,
+                 fresh: bool = False) -> CylinderModel:
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
@@ -199,6 +201,8 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
             survey depth, redshift errors; :mod:`pyro_clusters.simulator.conditions`)
             instead of at ``config``'s: the networks get the cluster redshift, the galaxy
             count and the background density (:data:`AMORTISED_GLOBALS`) as inputs.
+        fresh: train both networks on newly simulated clusters every epoch (as many as
+            the training set; simulator only), so that they cannot overfit a fixed set.
 
     Returns:
         the trained :class:`CylinderModel` (not yet saved).
@@ -216,6 +220,8 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     prior = FlatLogMassPrior()
+    if fresh and data is not None:
+        raise ValueError("fresh training clusters come from the simulator, not from --data")
     if conditions is not None and data is not None:
         raise ValueError("an amortised bundle is trained on the simulator, not on --data")
     if conditions is not None:
@@ -240,12 +246,20 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     inputs = AMORTISED_GLOBALS if conditions is not None else ()
     clf_config = replace(registry.get("deepsets_membership").configure(tcfg),
                          extra_globals=inputs)
-    clf = registry.build("deepsets_membership", clf_config).fit(train, val)
+
+    def simulate(r: np.random.Generator) -> ClusterSet:
+        if conditions is not None:
+            return simulate_conditions(len(train), prior, config, conditions, r)
+        return simulate_selected(len(train), prior, config, r)[0]
+
+    clf = registry.build("deepsets_membership", clf_config).fit(
+        Splits(train, val, None, simulate if fresh else None))
     train, val, test = (clf.annotate(s) for s in (train, val, test))
     msigma, cuts = fit_on_validation(train, val, MSigmaConfig(z=config.z, galaxies="p_member"))
     npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
                          extra_features=("p_member",), extra_globals=inputs)
-    npe = registry.build("npe_deepsets", npe_config).fit(train, val)
+    npe = registry.build("npe_deepsets", npe_config).fit(
+        Splits(train, val, None, (lambda r: clf.annotate(simulate(r))) if fresh else None))
 
     t1 = time.perf_counter()
     draws = npe.sample(test, 1000, rng)
@@ -267,6 +281,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     info = {"command": command, "size": size, "seed": seed, "package_version": __version__,
             "simulator": config.to_dict(), "n_train": len(train), "n_val": len(val),
             "conditions": conditions.to_dict() if conditions is not None else None,
+            "fresh": fresh,
             "data": str(data) if data is not None else "simulator",
             "msigma_mass_cut": cuts, "simulation_seconds": sim_seconds,
             "train_seconds": {"classifier": clf.train_seconds, "npe": npe.train_seconds},
