@@ -32,6 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 
 from experiments.common import experiment_parser  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
@@ -166,9 +167,9 @@ def _figure(grid: list[dict], path: Path) -> None:
                yticks=range(len(GRID_Z)), yticklabels=[f"{z:g}" for z in GRID_Z],
                xlabel=r"survey depth $\log_{10} M_{*,\min}$ [$h^{-1}M_\odot$]",
                ylabel="redshift", title=label)
-        for (i, j), v in np.ndenumerate(img):
-            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=8, color="w"
-                    if key == "scatter_dex" else "k")
+        for (i, j), v in np.ndenumerate(img):  # black on a white halo: legible on any cell
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=8, color="k",
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="w")])
         fig.colorbar(im, ax=ax)
     fig.savefig(path, dpi=110)
     plt.close(fig)
