@@ -33,7 +33,8 @@ from pyro_clusters.cosmology import get_cosmology
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.realfield.table import FieldObservation, ObservationError
 
-__all__ = ["ClusterPosterior", "infer_cluster", "mismatch_warnings", "subsample_sets"]
+__all__ = ["ClusterPosterior", "infer_cluster", "mismatch_warnings", "msigma_estimates",
+           "subsample_sets"]
 
 #: |z - z_train| above max(DZ_ABS, DZ_REL * z_train) is reported as a redshift mismatch.
 DZ_ABS, DZ_REL = 0.02, 0.2
@@ -156,6 +157,29 @@ def _percentiles(draws: np.ndarray) -> dict[str, float]:
     return out
 
 
+def msigma_estimates(model, annotated: ClusterSet) -> list[dict]:
+    """The M-sigma baseline on classifier members of every cluster of an annotated set.
+
+    Args:
+        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
+        annotated: clusters whose galaxies carry ``p_member``.
+
+    Returns:
+        per cluster: ``sigma_v_kms`` of the members (p above the classifier's threshold;
+        NaN with fewer than two), ``n_members``, ``log_m`` (the baseline's point estimate),
+        ``scatter_dex`` (its scatter).
+    """
+    from pyro_clusters.features.dispersion import velocity_dispersion
+
+    members = annotated.galaxies["p_member"] > model.classifier.config.threshold
+    sigma_v = velocity_dispersion(annotated, members)
+    n_members = np.bincount(annotated.cluster_index(), members, minlength=len(annotated))
+    log_m = model.msigma.predict(annotated)
+    scatter = float(model.msigma.scatter_dex)
+    return [{"sigma_v_kms": float(s), "n_members": int(k), "log_m": float(m),
+             "scatter_dex": scatter} for s, k, m in zip(sigma_v, n_members, log_m, strict=True)]
+
+
 def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int = 0,
                   prior: str = "flat", subsample: int | str | None = None,
                   n_subsamples: int = 20) -> ClusterPosterior:
@@ -179,7 +203,6 @@ def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int =
         ObservationError: fewer galaxies than the model's N_min, or a bad option.
     """
     from pyro_clusters.estimators.prior import PriorReweighted
-    from pyro_clusters.features.dispersion import velocity_dispersion
     from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
     trained_on = model.trained_on
@@ -229,12 +252,7 @@ def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int =
             f"log10 M ({err}): this cluster is outside what the model was trained on") from None
     leakage = res.info["zero_weight_fraction"]
     draws = rng.permutation(res.draws.ravel())[:n_draws]
-    threshold = model.classifier.config.threshold
-    members = p_member > threshold
-    sigma_v = float(velocity_dispersion(obs.clusters, members)[0])
-    msig = {"sigma_v_kms": sigma_v, "n_members": int(members.sum()),
-            "log_m": float(model.msigma.predict(annotated)[0]),
-            "scatter_dex": float(model.msigma.scatter_dex)}
+    msig = msigma_estimates(model, annotated)[0]
     warn = mismatch_warnings(obs, trained_on, subsample)
     edge = _edge_warning(draws, (lo, hi))
     if edge:

@@ -39,6 +39,7 @@ from pyro_clusters.realfield.inference import (
     PERCENTILES,
     _edge_warning,
     mismatch_warnings,
+    msigma_estimates,
 )
 from pyro_clusters.realfield.table import (
     FieldObservation,
@@ -46,7 +47,9 @@ from pyro_clusters.realfield.table import (
     RedshiftTable,
     _find_column,
     _numeric,
+    check_center,
     observe_field,
+    read_ascii_table,
 )
 
 __all__ = ["CENTRE_NAME_ALIASES", "Centres", "SurveyIndex", "SurveyResult", "infer_survey",
@@ -94,20 +97,7 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
     Raises:
         ObservationError: no such file, an empty or unreadable table, a missing column.
     """
-    from astropy.io import ascii
-
-    path = Path(path)
-    if not path.is_file():
-        raise ObservationError(f"no centres table at {path}")
-    if not path.read_text(errors="replace").strip():
-        raise ObservationError(f"the centres table {path} is empty")
-    try:
-        table = ascii.read(path)
-    except Exception as err:  # astropy raises many types
-        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
-        raise ObservationError(f"cannot read {path} as a table: {first}") from err
-    if len(table) == 0:
-        raise ObservationError(f"the centres table {path} has no data rows")
+    table = read_ascii_table(path, "centres table")
     names = list(table.colnames)
     cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec),
             "z": _find_column(names, "z", z)}
@@ -120,26 +110,13 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
         (lower[a] for a in CENTRE_NAME_ALIASES if a in lower), None)
     if name_col is not None and name_col not in names:
         raise ObservationError(f"column {name_col!r} is not in the centres table ({names})")
-    values = {}
-    for role, col in cols.items():
-        try:
-            values[role] = _numeric(table, col)
-        except ObservationError:  # keep the batch going: non-numeric entries become NaN
-            values[role] = np.array([_float_or_nan(v) for v in table[col]])
+    # non-numeric entries become NaN: that row is skipped with its reason, not the batch
+    values = {role: _numeric(table, col, strict=False) for role, col in cols.items()}
     labels = (np.array([str(v).strip() for v in table[name_col]]) if name_col
               else np.array([f"row{i + 1}" for i in range(len(table))]))
     if name_col is not None:
         cols["name"] = name_col
     return Centres(labels, values["ra"] % 360.0, values["dec"], values["z"], cols, str(path))
-
-
-def _float_or_nan(v) -> float:
-    if np.ma.is_masked(v):
-        return np.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return np.nan
 
 
 def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -178,6 +155,9 @@ class SurveyResult:
         names: their names, (n_ok,).
         observations: their cylinders (for figures).
         p_member: their galaxies' membership probabilities.
+        msigma: their M-sigma estimates (:func:`~pyro_clusters.realfield.inference.
+            msigma_estimates`).
+        warnings: their mismatch warnings.
         settings: prior, draws, seed, model path.
     """
 
@@ -186,17 +166,9 @@ class SurveyResult:
     names: list[str]
     observations: list[FieldObservation] = field(default_factory=list)
     p_member: list[np.ndarray] = field(default_factory=list)
+    msigma: list[dict] = field(default_factory=list)
+    warnings: list[list[str]] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
-
-
-def _check_centre(ra: float, dec: float, z: float) -> str | None:
-    if not np.isfinite([ra, dec, z]).all():
-        return "missing or non-numeric RA, Dec or z"
-    if not -90.0 <= dec <= 90.0:
-        return f"declination {dec} outside [-90, 90]"
-    if not 0.0 < z < 5.0:
-        return f"redshift {z} outside (0, 5)"
-    return None
 
 
 def _skipped(base: dict, reason: str) -> dict:
@@ -237,14 +209,18 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
     n_min = int(t.get("n_min", 10))
     index = SurveyIndex(table)
     rows: list[dict] = []
-    ok_draws, ok_names, ok_obs, ok_p = [], [], [], []
+    ok_draws, ok_names, ok_obs, ok_p, ok_msig, ok_warn = [], [], [], [], [], []
     pending: list[tuple[int, FieldObservation]] = []
     with tqdm(total=len(centres), unit="cluster", desc="clusters", disable=not progress) as bar:
         for i in range(len(centres)):
             ra, dec, z = float(centres.ra[i]), float(centres.dec[i]), float(centres.z[i])
             base = {"name": str(centres.name[i]), "ra_deg": ra, "dec_deg": dec, "z": z}
             rows.append(base)
-            reason = _check_centre(ra, dec, z)
+            try:
+                check_center(ra, dec, z)
+                reason = None
+            except ObservationError as err:
+                reason = str(err)
             if reason is None:
                 theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
                 try:
@@ -274,13 +250,14 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                     rows[j] = {**rows[j], "status": "ok", "reason": "",
                                "median": q[2], "p16": q[1], "p84": q[3], "p2.5": q[0],
                                "p97.5": q[4], "n_galaxies_in_cylinder": obs.n_gal,
-                               "n_members_classifier": int(
-                                   (p_member > model.classifier.config.threshold).sum()),
-                               "msigma_log_m": msig, "warnings": " | ".join(warn)}
+                               "n_members_classifier": msig["n_members"],
+                               "msigma_log_m": msig["log_m"], "warnings": " | ".join(warn)}
                     ok_draws.append(draws)
                     ok_names.append(rows[j]["name"])
                     ok_obs.append(obs)
                     ok_p.append(p_member)
+                    ok_msig.append(msig)
+                    ok_warn.append(warn)
                 bar.update(len(pending))
                 pending = []
     draws = np.stack(ok_draws) if ok_draws else np.zeros((0, n_draws))
@@ -289,11 +266,11 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                 "galaxy_table": table.source, "centres_table": centres.source,
                 "n_table_rows": table.n_rows, "n_rows_dropped_missing": table.n_dropped,
                 "n_rows_dropped_negative_z": table.n_negative}
-    return SurveyResult(rows, draws, ok_names, ok_obs, ok_p, settings)
+    return SurveyResult(rows, draws, ok_names, ok_obs, ok_p, ok_msig, ok_warn, settings)
 
 
 def _infer_batch(pending, model, n_draws, prior, rng):
-    """Yield (centre index, draws or skip reason, p_member, M-sigma log M, warnings)."""
+    """Yield (centre index, draws or skip reason, p_member, M-sigma estimate, warnings)."""
     from pyro_clusters.estimators.prior import PriorReweighted
     from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
@@ -301,7 +278,7 @@ def _infer_batch(pending, model, n_draws, prior, rng):
     lo, hi = t.get("prior_range", t["log_m_range"])
     sets = ClusterSet.concatenate([obs.clusters for _, obs in pending])
     annotated = model.annotate(sets)
-    msig = model.msigma.predict(annotated)
+    msig = msigma_estimates(model, annotated)
     p_all = annotated.galaxies["p_member"].astype(np.float64)
     if prior == "hmf":
         keys = np.round(np.array([obs.center[2] for _, obs in pending]) / HMF_Z_STEP)
@@ -337,7 +314,7 @@ def _infer_batch(pending, model, n_draws, prior, rng):
     for k, (i, obs) in enumerate(pending):
         p_member = p_all[annotated.offsets[k]:annotated.offsets[k + 1]]
         if k in failed:
-            yield i, failed[k], p_member, np.nan, []
+            yield i, failed[k], p_member, msig[k], []
             continue
         warn = mismatch_warnings(obs, t)
         edge = _edge_warning(draws[k], (lo, hi))
@@ -346,7 +323,7 @@ def _infer_batch(pending, model, n_draws, prior, rng):
         if leakage[k] > LEAKAGE_WARN:
             warn.append(f"{100 * leakage[k]:.0f} % of the flow's draws fell outside the prior "
                         "range and were rejected")
-        yield i, draws[k], p_member, float(msig[k]), warn
+        yield i, draws[k], p_member, msig[k], warn
 
 
 def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Centres]:
@@ -427,12 +404,12 @@ def write_survey_outputs(result: SurveyResult, out: str | os.PathLike,
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
-        for obs, p, d, name in zip(result.observations, result.p_member, result.draws,
-                                   result.names, strict=True):
-            post = ClusterPosterior(obs, p, d, {"sigma_v_kms": np.nan, "n_members": 0,
-                                                "log_m": np.nan, "scatter_dex": np.nan},
-                                    [], {"prior": result.settings["prior"], "subsample": None,
-                                         "notes": []})
+        for obs, p, d, name, msig, warn in zip(result.observations, result.p_member,
+                                               result.draws, result.names, result.msigma,
+                                               result.warnings, strict=True):
+            post = ClusterPosterior(obs, p, d, msig, warn,
+                                    {"prior": result.settings["prior"], "subsample": None,
+                                     "notes": []})
             post.summary = _summary(post, model)
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
             plot_cluster(post, fig_dir / f"{safe}.png")

@@ -32,8 +32,8 @@ from pyro_clusters.cosmology import C_KMS, projected_to_sky, sky_to_projected
 from pyro_clusters.data.clusters import ClusterSet
 
 __all__ = ["COLUMN_ALIASES", "HOURS_SPREAD_RATIO", "FieldObservation", "ObservationError",
-           "RedshiftTable", "cluster_to_table", "observe_field", "ra_in_degrees",
-           "read_redshift_table", "write_redshift_table"]
+           "RedshiftTable", "check_center", "cluster_to_table", "observe_field",
+           "ra_in_degrees", "read_ascii_table", "read_redshift_table", "write_redshift_table"]
 
 #: Column names recognised without being told (case-insensitive), in order of preference.
 COLUMN_ALIASES = {
@@ -88,8 +88,8 @@ def _find_column(names: list[str], role: str, given: str | None) -> str | None:
     return next((lower[a] for a in COLUMN_ALIASES[role] if a in lower), None)
 
 
-def _numeric(table, name: str) -> np.ndarray:
-    """A column as float64 with missing values as NaN; non-numeric entries raise."""
+def _numeric(table, name: str, strict: bool = True) -> np.ndarray:
+    """A column as float64, missing values NaN; non-numeric entries raise (or, not strict, NaN)."""
     col = table[name]
     mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
     values = np.asarray(col)
@@ -106,6 +106,8 @@ def _numeric(table, name: str) -> np.ndarray:
             try:
                 out[i] = float(s)
             except ValueError:
+                if not strict:
+                    continue
                 raise ObservationError(
                     f"column {name!r} has a non-numeric value {s!r} in data row {i + 1}"
                 ) from None
@@ -130,6 +132,42 @@ def _read_failure(path: Path, text: str, err: Exception) -> str:
                 type(err).__name__)
 
 
+def read_ascii_table(path: str | os.PathLike, what: str = "table",
+                     format: str | None = None):
+    """An astropy table from a CSV or whitespace file with a header line, or one clear error.
+
+    Args:
+        path: the file.
+        what: how the messages name it (``"table"``, ``"centres table"``).
+        format: astropy ASCII format (default: guessed).
+
+    Raises:
+        ObservationError: no such file, an empty file, a header without rows, or a file
+            astropy cannot parse (the reason of the one format the header suggests).
+    """
+    from astropy.io import ascii
+
+    path = Path(path)
+    if not path.is_file():
+        raise ObservationError(f"no {what} at {path}")
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        raise ObservationError(f"cannot read {path}: {err}") from err
+    if not text.strip():
+        raise ObservationError(f"the {what} {path} is empty")
+    try:
+        table = ascii.read(path, format=format) if format else ascii.read(path)
+    except Exception as err:  # astropy raises many types, with pages of format guessing
+        raise ObservationError(f"cannot read {path} as a table (CSV or whitespace-separated "
+                               f"with a header line): {_read_failure(path, text, err)}"
+                               ) from err
+    if len(table) == 0:
+        raise ObservationError(f"the {what} {path} has a header ({', '.join(table.colnames)}) "
+                               "but no data rows")
+    return table
+
+
 def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str | None = None,
                         z: str | None = None, cz: str | None = None,
                         format: str | None = None) -> RedshiftTable:
@@ -150,28 +188,10 @@ def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str
     Raises:
         ObservationError: unreadable file, missing or non-numeric columns, impossible values.
     """
-    from astropy.io import ascii
-
     path = Path(path)
-    if not path.is_file():
-        raise ObservationError(f"no table at {path}")
     if z is not None and cz is not None:
         raise ObservationError("give either a redshift column or a cz column, not both")
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as err:
-        raise ObservationError(f"cannot read {path}: {err}") from err
-    if not text.strip():
-        raise ObservationError(f"the table {path} is empty")
-    try:
-        table = ascii.read(path, format=format) if format else ascii.read(path)
-    except Exception as err:  # astropy raises many types, with pages of format guessing
-        raise ObservationError(f"cannot read {path} as a table (CSV or whitespace-separated "
-                               f"with a header line): {_read_failure(path, text, err)}"
-                               ) from err
-    if len(table) == 0:
-        raise ObservationError(f"the table {path} has a header ({', '.join(table.colnames)}) "
-                               "but no data rows")
+    table = read_ascii_table(path, format=format)
     names = list(table.colnames)
     cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec)}
     if cz is not None:
@@ -316,9 +336,10 @@ def ra_in_degrees(table: RedshiftTable, ra_center: float, dec_center: float,
     return table, ra_center
 
 
-def _check_center(ra: float, dec: float, z: float) -> None:
+def check_center(ra: float, dec: float, z: float) -> None:
+    """Raise :class:`ObservationError` unless the centre is on the sky at 0 < z < 5."""
     if not np.isfinite([ra, dec, z]).all():
-        raise ObservationError(f"the centre must be finite numbers, got RA {ra}, Dec {dec}, z {z}")
+        raise ObservationError(f"missing or non-numeric centre: RA {ra}, Dec {dec}, z {z}")
     if not -90.0 <= dec <= 90.0:
         raise ObservationError(f"centre declination {dec} is outside [-90, 90] deg")
     if not 0.0 < z < 5.0:
@@ -355,7 +376,7 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
     Raises:
         ObservationError: bad centre, or no galaxy in the cylinder.
     """
-    _check_center(ra_center, dec_center, z_cluster)
+    check_center(ra_center, dec_center, z_cluster)
     ra0, dec0 = np.deg2rad(ra_center), np.deg2rad(dec_center)
     ra, dec = np.deg2rad(table.ra), np.deg2rad(table.dec)
     cos_c = np.sin(dec0) * np.sin(dec) + np.cos(dec0) * np.cos(dec) * np.cos(ra - ra0)
