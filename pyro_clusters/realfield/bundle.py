@@ -60,8 +60,8 @@ if TYPE_CHECKING:
     from pyro_clusters.estimators.membership.classifier import MembershipClassifier
     from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
 
-__all__ = ["AMORTISED_GLOBALS", "FORMAT", "SIZES", "CylinderModel", "default_model_path",
-           "train_bundle"]
+__all__ = ["AMORTISED_GLOBALS", "AMORTISED_NPE_GLOBALS", "FORMAT", "SIZES", "CylinderModel",
+           "default_model_path", "train_bundle"]
 
 FORMAT = "pyro_clusters.cylinder_bundle/1"
 
@@ -75,6 +75,9 @@ SIZES = {
 #: global inputs of an amortised bundle's networks: what the observer gives (the redshift) and
 #: what the galaxies tell (their count, the background density that measures survey depth)
 AMORTISED_GLOBALS = ("z", "log_background", "log_n_gal")
+#: the NPE's global inputs: the classifier's, plus the expected member and interloper counts
+#: from its p_member (the interlopers measure the depth; features.galaxies.membership_counts)
+AMORTISED_NPE_GLOBALS = (*AMORTISED_GLOBALS, "log_n_members", "log_n_interlopers")
 
 #: percentiles of the training richness (galaxies in the cylinder) stored with a bundle.
 RICHNESS_PERCENTILES = (1, 5, 50, 95, 99)
@@ -200,7 +203,9 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
         conditions: train one amortised model over these observing conditions (redshift,
             survey depth, redshift errors; :mod:`pyro_clusters.simulator.conditions`)
             instead of at ``config``'s: the networks get the cluster redshift, the galaxy
-            count and the background density (:data:`AMORTISED_GLOBALS`) as inputs.
+            count and the background density (:data:`AMORTISED_GLOBALS`) as inputs, the
+            NPE also the expected member and interloper counts
+            (:data:`AMORTISED_NPE_GLOBALS`).
         fresh: train both networks on newly simulated clusters every epoch (as many as
             the training set; simulator only), so that they cannot overfit a fixed set.
 
@@ -257,7 +262,8 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     train, val, test = (clf.annotate(s) for s in (train, val, test))
     msigma, cuts = fit_on_validation(train, val, MSigmaConfig(z=config.z, galaxies="p_member"))
     npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
-                         extra_features=("p_member",), extra_globals=inputs)
+                         extra_features=("p_member",),
+                         extra_globals=AMORTISED_NPE_GLOBALS if conditions is not None else ())
     npe = registry.build("npe_deepsets", npe_config).fit(
         Splits(train, val, None, (lambda r: clf.annotate(simulate(r))) if fresh else None))
 
