@@ -7,7 +7,11 @@ import pytest
 
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.msigma import MSigmaConfig
-from pyro_clusters.features.galaxies import background_density, global_columns
+from pyro_clusters.features.galaxies import (
+    background_density,
+    global_columns,
+    membership_counts,
+)
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.training import TrainConfig
@@ -38,6 +42,28 @@ def test_conditions_are_drawn_recorded_and_seeded(varied):
     np.testing.assert_array_equal(again.galaxies["v_los"][:100], train.galaxies["v_los"][:100])
     with pytest.raises(ValueError, match="z_range"):
         ObservingConditions(z_range=(0.0, 0.3))
+
+
+def test_membership_counts_measure_depth(varied):
+    """Sum p and sum (1 - p) over each cylinder; with the true membership as p the interloper
+    count tracks the depth much more tightly than the background corner does."""
+    train, _ = varied
+    with pytest.raises(ValueError, match="p_member"):
+        membership_counts(train)
+    g = dict(train.galaxies)
+    g["p_member"] = g["member"].astype(np.float32)
+    cs = type(train)(train.clusters, g, train.offsets, train.attrs)
+    log_mem, log_int = membership_counts(cs)
+    idx = cs.cluster_index()
+    np.testing.assert_allclose(10**log_mem - 0.5, np.bincount(idx, g["member"]), atol=1e-9)
+    np.testing.assert_allclose(10**log_mem + 10**log_int - 1.0, cs.n_gal, rtol=1e-12)
+    depth, z = cs.clusters["log_mstar_min"], cs.clusters["z"]
+    # at fixed redshift dependence removed: residual correlation with the depth
+    for x, bound in ((log_int, -0.8), (background_density(cs), -0.4)):
+        resid = x - np.polyval(np.polyfit(z, x, 2), z)
+        assert np.corrcoef(depth, resid)[0, 1] < bound
+    got = global_columns(cs, ("log_n_members", "log_n_interlopers"))
+    np.testing.assert_array_equal(got["log_n_interlopers"], log_int)
 
 
 def test_low_redshift_cylinders_exist():
