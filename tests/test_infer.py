@@ -7,7 +7,13 @@ import pytest
 
 from pyro_clusters.__main__ import main as cli
 from pyro_clusters.realfield.bundle import CylinderModel, default_model_path, train_bundle
-from pyro_clusters.realfield.inference import infer_cluster, mismatch_warnings, subsample_sets
+from pyro_clusters.realfield.inference import (
+    infer_cluster,
+    member_velocity_offset,
+    mismatch_warnings,
+    refine_redshift,
+    subsample_sets,
+)
 from pyro_clusters.realfield.table import (
     ObservationError,
     cluster_to_table,
@@ -207,3 +213,61 @@ def test_train_bundle_save_load_round_trip(tmp_path):
 def test_train_cli_rejects_bad_options(tmp_path, capsys):
     assert cli(["train", "--out", str(tmp_path / "b"), "--aperture", "-1"]) == 2
     assert "aperture" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def wide_cluster(tmp_path_factory):
+    """A log M ~ 14.8 mock from a cylinder wider than the model's (2.0 h^-1 Mpc, 3000 km/s),
+    so that a displaced redshift brings galaxies in as well as out; (path, log_m)."""
+    import dataclasses
+
+    cfg = SimulatorConfig(setup="cylinder")
+    cfg = cfg.replace(observation=dataclasses.replace(cfg.observation, aperture=2.0,
+                                                      v_cut=3000.0))
+    cs = simulate_selected(1, FlatLogMassPrior(14.75, 14.85), cfg, np.random.default_rng(5))[0]
+    path = tmp_path_factory.mktemp("wide") / "cluster.csv"
+    write_redshift_table(path, *cluster_to_table(cs, 0, *CENTER))
+    return path, float(cs.log_m[0])
+
+
+def test_redshift_offset_is_warned_and_refined(default_model, wide_cluster, tmp_path, capsys):
+    """A redshift 400 km/s off: the posterior lower and a warning; refining finds the same
+    redshift from either start and puts the posterior back where it was."""
+    from pyro_clusters.cosmology import C_KMS
+
+    path, _ = wide_cluster
+    table = read_redshift_table(path)
+    ra, dec, z = CENTER
+    z_off = z + (1 + z) * 400.0 / C_KMS
+    a = refine_redshift(table, ra, dec, z, default_model)
+    b = refine_redshift(table, ra, dec, z_off, default_model)
+    assert a.converged and b.converged and b.iterations > a.iterations
+    assert abs(C_KMS * (a.z - b.z) / (1 + z)) < 10.0  # one fixed point
+    assert b.shift_kms == pytest.approx(-400.0, abs=3 * b.error_kms)
+    assert abs(a.shift_kms) < 3 * a.error_kms
+
+    def cut(zc):
+        return observe_field(table, ra, dec, zc, 1.6, 2200.0)
+
+    right = infer_cluster(cut(z), default_model, 2000, seed=0, refined=a)
+    off = infer_cluster(cut(z_off), default_model, 2000, seed=0, refined=b)
+    assert not any("centred at" in w for w in right.warnings)
+    assert any("centred at" in w and "--refine-z" in w for w in off.warnings)
+    assert off.settings["redshift_check"]["shift_kms"] == b.shift_kms
+    # the one-step estimate sees the offset too, but only part of it
+    v1, err1 = member_velocity_offset(default_model.annotate(cut(z_off).clusters))
+    assert -400.0 < v1[0] < -100.0 and 0 < err1[0] < 150.0
+    med = [p.summary["log10_M200c_hinv_Msun"]["median"] for p in (right, off)]
+    assert med[1] < med[0] - 0.05  # an off-centre velocity distribution lowers the mass
+    fixed = infer_cluster(cut(b.z), default_model, 2000, seed=0, refined=b)
+    assert abs(fixed.summary["log10_M200c_hinv_Msun"]["median"] - med[0]) < 0.05
+    assert "--refine-z" in fixed.settings["notes"][0] and not fixed.warnings
+    assert fixed.settings["refined_redshift"]["z"] == b.z
+
+    out = tmp_path / "refined"
+    assert cli(["infer", "--table", str(path), "--ra", str(ra), "--dec", str(dec), "--z",
+                str(z_off), "--refine-z", "--out", str(out), "--draws", "500"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["refined_redshift"]["z"] == pytest.approx(b.z, abs=1e-6)
+    assert s["center"]["z"] == pytest.approx(b.z, abs=1e-6)
+    assert "--refine-z" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import pytest
 from pyro_clusters.cli.report import main as report_main
 from pyro_clusters.diagnostics import (
     PosteriorSamples,
+    recentre,
     save_posterior,
     subsample,
     subsampling_drift,
@@ -171,3 +172,38 @@ def test_figure_labels_and_zero_richness_note():
     assert _richness_note("npe_deepsets", {"sigma_n_dex": 0.05}) == ""
     note = _richness_note("npe_deepsets_hmf", {"sigma_n_dex": 1e-6})
     assert "lower bound" in note and "HMF prior" in note
+
+
+def test_recentre_cuts_a_displaced_cylinder():
+    """Galaxies are re-expressed about the displaced centre and cut again: none outside the
+    new cylinder, some enter from the wider one, the members move by the offset."""
+    import dataclasses
+
+    cfg = SimulatorConfig(setup="cylinder")
+    cfg = cfg.replace(observation=dataclasses.replace(cfg.observation, aperture=2.0,
+                                                      v_cut=2600.0))
+    wide = simulate_selected(30, FlatLogMassPrior(14.5, 15.0), cfg,
+                             np.random.default_rng(4))[0]
+    g = wide.galaxies
+    inside = (np.hypot(g["x_proj"], g["y_proj"]) < 1.6) & (np.abs(g["v_los"]) < 2200.0)
+    same = recentre(wide, 0.0, 0.0, 1.6, 2200.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(same.n_gal, wide.filter_galaxies(inside).n_gal)
+    assert same.attrs["aperture"] == 1.6 and same.attrs["v_cut"] == 2200.0
+    moved = recentre(wide, 0.3, 400.0, 1.6, 2200.0, np.random.default_rng(0))
+    m = moved.galaxies
+    assert np.hypot(m["x_proj"], m["y_proj"]).max() < 1.6 and np.abs(m["v_los"]).max() < 2200
+    # galaxies from outside the original 1.6 h^-1 Mpc cylinder enter the displaced one
+    assert not np.array_equal(moved.n_gal, same.n_gal)
+    idx = moved.cluster_index()
+    member = m["member"].astype(bool)
+    n = np.bincount(idx[member], minlength=len(moved))
+    centre = np.hypot(np.bincount(idx[member], m["x_proj"][member], len(moved)),
+                      np.bincount(idx[member], m["y_proj"][member], len(moved))) / n
+    v_mean = np.abs(np.bincount(idx[member], m["v_los"][member], len(moved)) / n)
+    # the new cut truncates the cluster on its far side: its centroid lies a bit short of the
+    # offset (0.22 of 0.3 h^-1 Mpc, 350 of 400 km/s here), far from the unmoved 0
+    assert 0.15 < np.median(centre) <= 0.3 and 250.0 < np.median(v_mean) <= 400.0
+    with pytest.raises(ValueError, match="wider"):
+        recentre(wide, 0.5, 0.0, 1.6, 2200.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=">= 0"):
+        recentre(wide, -0.1, 0.0, 1.6, 2200.0, np.random.default_rng(0))

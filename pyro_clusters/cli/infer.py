@@ -2,7 +2,7 @@ r"""``pyro-clusters infer``: the posterior mass of an observed cluster.
 
 Usage::
 
-    pyro-clusters infer --table FILE --ra RA --dec DEC --z Z [--model DIR]
+    pyro-clusters infer --table FILE --ra RA --dec DEC --z Z [--model DIR] [--refine-z]
         [--out DIR] [--prior {flat,hmf}] [--subsample N|auto] [--n-subsamples K]
         [--ra-col C] [--dec-col C] [--z-col C | --cz-col C] [--draws N] [--seed S]
 
@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 from pyro_clusters.cli import command_parser
-from pyro_clusters.realfield.inference import infer_cluster
+from pyro_clusters.realfield.inference import infer_cluster, refine_redshift
 from pyro_clusters.realfield.outputs import format_summary, save_outputs
 from pyro_clusters.realfield.table import (
     ObservationError,
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ra", type=float, default=None, help="cluster centre RA [deg]")
     p.add_argument("--dec", type=float, default=None, help="cluster centre Dec [deg]")
     p.add_argument("--z", type=float, default=None, help="cluster redshift")
+    p.add_argument("--refine-z", action="store_true",
+                   help="move each cluster redshift to its classifier members' mean velocity "
+                        "before inference (for a redshift that may be off by > 100 km/s, "
+                        "e.g. in another frame); the shift is reported")
     p.add_argument("--centres", type=Path, default=None,
                    help="instead of --ra/--dec/--z: a table of cluster centres (name, RA, "
                         "Dec, z) -> OUT/clusters.csv (one row per cluster) and "
@@ -110,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         table = read_redshift_table(args.table, args.ra_col, args.dec_col, args.z_col,
                                     args.cz_col)
         table, ra = ra_in_degrees(table, args.ra, args.dec, args.ra_unit)
-        obs = observe_field(table, ra, args.dec, args.z, model.trained_on["aperture"],
+        # always refined (a few classifier passes): applied with --refine-z, else checked
+        try:
+            refined = refine_redshift(table, ra, args.dec, args.z, model)
+        except ObservationError:
+            if args.refine_z:
+                raise
+            refined = None  # the plain cut below says what is wrong
+        z = refined.z if args.refine_z else args.z
+        obs = observe_field(table, ra, args.dec, z, model.trained_on["aperture"],
                             model.trained_on["v_cut"])
         sub = args.subsample
         if sub is not None and sub != "auto":
@@ -120,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ObservationError(f"--subsample takes an integer or 'auto', got {sub!r}"
                                        ) from None
         post = infer_cluster(obs, model, args.draws, args.seed, args.prior, sub,
-                             args.n_subsamples)
+                             args.n_subsamples, refined)
     except (ObservationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -155,7 +167,8 @@ def _many(args, model_class) -> int:
                 centres.ra = (centres.ra * 15.0) % 360.0
         t0 = time.perf_counter()
         result = infer_survey(table, centres, model, args.draws, args.seed, args.prior,
-                              args.batch_size, progress=not args.no_progress)
+                              args.batch_size, progress=not args.no_progress,
+                              refine_z=args.refine_z)
         seconds = time.perf_counter() - t0
     except (ObservationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

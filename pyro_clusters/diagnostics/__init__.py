@@ -35,6 +35,8 @@ from pyro_clusters.diagnostics.posterior import (
 from pyro_clusters.diagnostics.report import Evaluation, evaluate, write_report
 from pyro_clusters.diagnostics.robustness import (
     DriftResult,
+    centre_shift,
+    recentre,
     subsample,
     subsampling_drift,
     velocity_error_shift,
@@ -48,6 +50,7 @@ __all__ = [
     "RichnessSplit",
     "TarpResult",
     "by_mass_bin",
+    "centre_shift",
     "classification_by_mass",
     "classification_metrics",
     "compare_posteriors",
@@ -57,6 +60,7 @@ __all__ = [
     "hpd_credibility",
     "load_posterior",
     "per_cluster_comparison",
+    "recentre",
     "residual_metrics",
     "richness_split",
     "roc_pr_curves",

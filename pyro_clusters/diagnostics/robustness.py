@@ -14,6 +14,12 @@ Delta epsilon (the columns of Ho et al. 2019 Table 4).
 Velocity errors (Kodi Ramanah et al. 2020 section 5): Gaussian errors of ``error_kms`` (100 km/s by
 default) added to every v_los; reported as the shift of the posterior medians and the ratio of the
 posterior standard deviations.
+
+Centre and redshift taken as given: a real cluster's centre on the sky and its redshift are
+estimates (a BCG, an X-ray peak, the mean of members), while the mocks are centred on the halo.
+:func:`recentre` cuts the cylinder of each mock again about a displaced centre -- from clusters
+simulated in a wider cylinder, so that galaxies enter as well as leave -- and
+:func:`centre_shift` reports how far the posterior medians move.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import numpy as np
 
 from pyro_clusters.data.clusters import ClusterSet
 
-__all__ = ["DriftResult", "subsample", "subsampling_drift", "velocity_error_shift"]
+__all__ = ["DriftResult", "centre_shift", "recentre", "subsample", "subsampling_drift",
+           "velocity_error_shift"]
 
 
 def subsample(clusters: ClusterSet, rate: float, rng: np.random.Generator) -> ClusterSet:
@@ -155,3 +162,88 @@ def velocity_error_shift(
     return {"error_kms": float(error_kms), "median_shift_dex": float(q50),
             "p16_shift_dex": float(q16), "p84_shift_dex": float(q84),
             "std_ratio": float(np.median(noisy.std(axis=1) / clean.std(axis=1)))}
+
+
+def recentre(clusters: ClusterSet, offset: float, dv: float, aperture: float, v_cut: float,
+             rng: np.random.Generator) -> ClusterSet:
+    """The cylinders cut again about a centre displaced by ``offset`` and ``dv``.
+
+    Each cluster's adopted centre is moved by ``offset`` on the sky in a random direction and
+    its adopted velocity by ``dv`` with a random sign; the galaxies are re-expressed about it
+    (x - dx, y - dy, v_los - dv) and those within ``aperture`` and ``|v_los| < v_cut`` kept.
+    ``clusters`` must have been simulated in a wider cylinder (aperture + offset, v_cut + dv
+    at least), otherwise galaxies that would enter the displaced cylinder are missing.
+
+    Args:
+        clusters: cylinder-setup clusters from a wide cylinder (attrs ``aperture``,
+            ``v_cut``).
+        offset: centre offset in projection [h^-1 Mpc], >= 0.
+        dv: offset of the adopted cluster velocity [km/s] (a redshift error
+            dz = dv (1 + z) / c), >= 0.
+        aperture: the cylinder radius to cut [h^-1 Mpc].
+        v_cut: the velocity window to cut [km/s].
+        rng: random generator (directions and signs).
+
+    Returns:
+        the clusters with the new cylinders (``p_member`` dropped, to be recomputed;
+        ``attrs`` with the new aperture and v_cut).
+
+    Raises:
+        ValueError: negative offsets, or a wide cylinder too narrow for them.
+    """
+    if offset < 0 or dv < 0:
+        raise ValueError("offset and dv must be >= 0")
+    wide_ap, wide_v = float(clusters.attrs["aperture"]), float(clusters.attrs["v_cut"])
+    if aperture + offset > wide_ap + 1e-9 or v_cut + dv > wide_v + 1e-9:
+        raise ValueError(f"the clusters' cylinder ({wide_ap} h^-1 Mpc, +-{wide_v} km/s) does "
+                         f"not contain the displaced one ({aperture} + {offset} h^-1 Mpc, "
+                         f"+-({v_cut} + {dv}) km/s): simulate with a wider aperture/v_cut")
+    n = len(clusters)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    sign = rng.choice([-1.0, 1.0], n)
+    idx = clusters.cluster_index()
+    g = {k: v for k, v in clusters.galaxies.items() if k != "p_member"}
+    dtype = g["x_proj"].dtype
+    g["x_proj"] = (g["x_proj"] - (offset * np.cos(phi))[idx]).astype(dtype)
+    g["y_proj"] = (g["y_proj"] - (offset * np.sin(phi))[idx]).astype(dtype)
+    g["v_los"] = (g["v_los"] - (sign * dv)[idx]).astype(g["v_los"].dtype)
+    keep = (np.hypot(g["x_proj"], g["y_proj"]) < aperture) & (np.abs(g["v_los"]) < v_cut)
+    out = ClusterSet(dict(clusters.clusters), g, clusters.offsets,
+                     {**clusters.attrs, "aperture": aperture, "v_cut": v_cut})
+    return out.filter_galaxies(keep)
+
+
+def centre_shift(estimator, clusters: ClusterSet, rng: np.random.Generator,
+                 aperture: float, v_cut: float, offsets: tuple[float, ...] = (0.1, 0.2, 0.3),
+                 dvs: tuple[float, ...] = (150.0, 300.0), n_draws: int = 500) -> list[dict]:
+    """Shift of the posterior medians when the centre or the cluster redshift is off.
+
+    Args:
+        estimator: any object with ``sample(clusters, n, rng)`` (a bundle annotates with
+            its classifier itself).
+        clusters: clusters simulated in a cylinder wider than (aperture, v_cut) by the
+            largest offsets.
+        rng: random generator.
+        aperture: the estimator's aperture [h^-1 Mpc].
+        v_cut: the estimator's velocity window [km/s].
+        offsets: centre offsets on the sky [h^-1 Mpc], each alone.
+        dvs: offsets of the cluster velocity [km/s], each alone.
+        n_draws: posterior draws per cluster.
+
+    Returns:
+        one dict per displacement: ``offset_hinv_mpc``, ``dv_kms``, median and 16/84
+        percentiles of the shift of the posterior medians [dex] against the cylinders cut
+        about the true centre (same galaxies, same seed), and the mean galaxy count.
+    """
+    seed = int(rng.integers(2**63))
+    true = recentre(clusters, 0.0, 0.0, aperture, v_cut, rng)
+    base = _median_prediction(estimator, true, n_draws, seed)
+    out = []
+    for off, dv in [(o, 0.0) for o in offsets] + [(0.0, d) for d in dvs]:
+        moved = recentre(clusters, off, dv, aperture, v_cut, rng)
+        shift = _median_prediction(estimator, moved, n_draws, seed) - base
+        q16, q50, q84 = np.percentile(shift, [16, 50, 84])
+        out.append({"offset_hinv_mpc": off, "dv_kms": dv, "median_shift_dex": float(q50),
+                    "p16_shift_dex": float(q16), "p84_shift_dex": float(q84),
+                    "mean_n_gal": float(moved.n_gal.mean())})
+    return out

@@ -38,8 +38,11 @@ from pyro_clusters.realfield.inference import (
     OVERSAMPLE,
     PERCENTILES,
     _edge_warning,
+    _offset_warning,
+    member_velocity_offset,
     mismatch_warnings,
     msigma_estimates,
+    refine_redshift,
 )
 from pyro_clusters.realfield.table import (
     FieldObservation,
@@ -180,7 +183,7 @@ def _skipped(base: dict, reason: str) -> dict:
 
 def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1000,
                  seed: int = 0, prior: str = "flat", batch_size: int = 256,
-                 progress: bool = True) -> SurveyResult:
+                 progress: bool = True, refine_z: bool = False) -> SurveyResult:
     """Posterior of log10 M200c for every centre of a survey (module docstring).
 
     Args:
@@ -193,6 +196,10 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
         prior: ``flat`` (training prior) or ``hmf`` (mass function at each cluster's z).
         batch_size: clusters per classifier / NPE batch (bounds memory).
         progress: a progress bar over the centres.
+        refine_z: move each redshift to its members' mean velocity first
+            (:func:`~pyro_clusters.realfield.inference.refine_redshift`; the row gets
+            ``z_refined`` and ``z_shift_kms``). Runs the classifier several times per
+            cluster, so the batch is slower.
 
     Returns:
         :class:`SurveyResult`.
@@ -224,8 +231,12 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
             if reason is None:
                 theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
                 try:
-                    obs = observe_field(index.cone(ra, dec, 1.02 * theta), ra, dec, z,
-                                        aperture, v_cut)
+                    cone = index.cone(ra, dec, 1.02 * theta)
+                    if refine_z:
+                        refined = refine_redshift(cone, ra, dec, z, model)
+                        z = refined.z
+                        base.update(z_refined=z, z_shift_kms=refined.shift_kms)
+                    obs = observe_field(cone, ra, dec, z, aperture, v_cut)
                 except ObservationError as err:
                     reason = str(err).split(": check the centre")[0]
                 else:
@@ -240,8 +251,8 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                 bar.update(1)
             if len(pending) >= batch_size or (i == len(centres) - 1 and pending):
                 observed = dict(pending)
-                for j, draws, p_member, msig, warn in _infer_batch(pending, model, n_draws,
-                                                                   prior, rng):
+                for j, draws, p_member, msig, warn, v_off in _infer_batch(
+                        pending, model, n_draws, prior, rng):
                     obs = observed[j]
                     if isinstance(draws, str):
                         rows[j] = _skipped(rows[j], draws)
@@ -251,7 +262,9 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                                "median": q[2], "p16": q[1], "p84": q[3], "p2.5": q[0],
                                "p97.5": q[4], "n_galaxies_in_cylinder": obs.n_gal,
                                "n_members_classifier": msig["n_members"],
-                               "msigma_log_m": msig["log_m"], "warnings": " | ".join(warn)}
+                               "msigma_log_m": msig["log_m"],
+                               "member_velocity_offset_kms": float(v_off),
+                               "warnings": " | ".join(warn)}
                     ok_draws.append(draws)
                     ok_names.append(rows[j]["name"])
                     ok_obs.append(obs)
@@ -270,7 +283,12 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
 
 
 def _infer_batch(pending, model, n_draws, prior, rng):
-    """Yield (centre index, draws or skip reason, p_member, M-sigma estimate, warnings)."""
+    """Posteriors of a batch of observed cylinders.
+
+    Yields:
+        (centre index, draws or skip reason, p_member, M-sigma estimate, warnings,
+        members' mean velocity [km/s]) per cluster.
+    """
     from pyro_clusters.estimators.prior import PriorReweighted
     from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
@@ -279,6 +297,7 @@ def _infer_batch(pending, model, n_draws, prior, rng):
     sets = ClusterSet.concatenate([obs.clusters for _, obs in pending])
     annotated = model.annotate(sets)
     msig = msigma_estimates(model, annotated)
+    offsets, offset_errors = member_velocity_offset(annotated)
     p_all = annotated.galaxies["p_member"].astype(np.float64)
     if prior == "hmf":
         keys = np.round(np.array([obs.center[2] for _, obs in pending]) / HMF_Z_STEP)
@@ -314,16 +333,19 @@ def _infer_batch(pending, model, n_draws, prior, rng):
     for k, (i, obs) in enumerate(pending):
         p_member = p_all[annotated.offsets[k]:annotated.offsets[k + 1]]
         if k in failed:
-            yield i, failed[k], p_member, msig[k], []
+            yield i, failed[k], p_member, msig[k], [], offsets[k]
             continue
         warn = mismatch_warnings(obs, t)
+        off = _offset_warning(offsets[k], offset_errors[k], obs.center[2])
+        if off:
+            warn.append(off)
         edge = _edge_warning(draws[k], (lo, hi))
         if edge:
             warn.append(edge)
         if leakage[k] > LEAKAGE_WARN:
             warn.append(f"{100 * leakage[k]:.0f} % of the flow's draws fell outside the prior "
                         "range and were rejected")
-        yield i, draws[k], p_member, msig[k], warn
+        yield i, draws[k], p_member, msig[k], warn, offsets[k]
 
 
 def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Centres]:
@@ -363,7 +385,9 @@ def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Cen
 #: columns of ``clusters.csv``, in order
 CSV_COLUMNS = ("name", "ra_deg", "dec_deg", "z", "status", "median", "p16", "p84", "p2.5",
                "p97.5", "n_galaxies_in_cylinder", "n_members_classifier", "msigma_log_m",
-               "warnings", "reason")
+               "member_velocity_offset_kms", "warnings", "reason")
+#: extra columns with ``refine_z``
+REFINED_COLUMNS = ("z_refined", "z_shift_kms")
 
 
 def write_survey_outputs(result: SurveyResult, out: str | os.PathLike,
@@ -383,7 +407,9 @@ def write_survey_outputs(result: SurveyResult, out: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     paths = {"table": out / "clusters.csv", "posteriors": out / "posteriors.nc"}
     with open(paths["table"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        refined = any("z_refined" in row for row in result.rows)
+        columns = CSV_COLUMNS[:4] + REFINED_COLUMNS + CSV_COLUMNS[4:] if refined else CSV_COLUMNS
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         for row in result.rows:
             w.writerow({k: (f"{v:.5f}" if isinstance(v, float) and np.isfinite(v) else
