@@ -13,7 +13,10 @@ it on mocks:
 - two named cases, 200 mock realisations each: a deep nearby cluster (log M = 15.0 at
   z = 0.023 seen down to 10^8 h^-1 Msun, ~1,000 galaxies, like Coma in a deep survey) and a
   z = 0.3 cluster (log M = 14.8 in a survey reaching 10^10.3): the share of realisations whose
-  truth lies in the central 68 % interval.
+  truth lies in the central 68 % interval, for this model and the single-setup one;
+- the centre and the redshift taken as given: on the deep nearby case, how far the posterior
+  medians move when the centre is off on the sky or the cluster velocity is off
+  (:func:`~pyro_clusters.diagnostics.robustness.centre_shift`).
 
 Writes DIR/metrics.json, DIR/report.md, DIR/figures/ and (when trained here) DIR/model/.
 """
@@ -38,6 +41,7 @@ from experiments.common import experiment_parser  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
 from pyro_clusters.diagnostics.coverage import hpd_coverage, tarp_coverage  # noqa: E402
 from pyro_clusters.diagnostics.report import to_json_safe  # noqa: E402
+from pyro_clusters.diagnostics.robustness import centre_shift  # noqa: E402
 from pyro_clusters.realfield.bundle import CylinderModel, train_bundle  # noqa: E402
 from pyro_clusters.simulator import (  # noqa: E402
     FlatLogMassPrior,
@@ -98,11 +102,20 @@ def _cell_metrics(model: CylinderModel, clusters, rng: np.random.Generator,
             "median_n_gal": float(np.median(clusters.n_gal))}, draws
 
 
+#: displacements of the centre [h^-1 Mpc] and of the cluster velocity [km/s] tried, and the
+#: wider cylinder the displaced ones are cut from
+CENTRE_OFFSETS, VELOCITY_OFFSETS = (0.1, 0.2, 0.4), (150.0, 300.0, 400.0)
+WIDE_APERTURE, WIDE_V_CUT = 2.0, 2600.0
+
+
 def _clusters(n: int, z: float, depth: float, rng: np.random.Generator,
-              prior=None, velocity_error: float = 0.0):
+              prior=None, velocity_error: float = 0.0, aperture: float | None = None,
+              v_cut: float | None = None):
     base = SimulatorConfig(setup="cylinder", z=z)
-    base = base.replace(observation=dataclasses.replace(base.observation,
-                                                        velocity_error_kms=velocity_error))
+    obs = base.observation
+    base = base.replace(observation=dataclasses.replace(
+        obs, velocity_error_kms=velocity_error, aperture=aperture or obs.aperture,
+        v_cut=v_cut or obs.v_cut))
     cs = simulate_selected(n, prior or FlatLogMassPrior(), at_depth(base, depth), rng)[0]
     cs.clusters["z"] = np.full(len(cs), z)
     return cs
@@ -142,11 +155,21 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
         cs = _clusters(run_size.n_case, z, depth, rng, FlatLogMassPrior(log_m - 0.02,
                                                                          log_m + 0.02))
         cases[name] = {"z": z, "log_mstar_min": depth, "log_m": log_m,
-                       **_cell_metrics(model, cs, rng)[0]}
+                       **_cell_metrics(model, cs, rng)[0],
+                       "single_setup": _cell_metrics(shipped, cs, rng)[0]}
+    z, depth, log_m = CASES["deep_nearby"]
+    wide = _clusters(run_size.n_case // 2, z, depth, rng,
+                     FlatLogMassPrior(log_m - 0.02, log_m + 0.02),
+                     aperture=WIDE_APERTURE, v_cut=WIDE_V_CUT)
+    t = model.trained_on
+    systematics = {label: centre_shift(m, wide, rng, t["aperture"], t["v_cut"],
+                                       CENTRE_OFFSETS, VELOCITY_OFFSETS)
+                   for label, m in (("amortised", model), ("single_setup", shipped))}
     metrics = {"size": size, "seed": seed, "package_version": __version__,
                "train_seconds": train_seconds, "trained_on": model.trained_on,
                "bundle_test_metrics": model.info.get("test_metrics"), "grid": grid,
-               "default_cell": default_cell, "cases": cases}
+               "default_cell": default_cell, "cases": cases,
+               "centre_and_redshift": systematics}
     (out / "metrics.json").write_text(json.dumps(to_json_safe(metrics), indent=2))
     _figure(grid, out / "figures" / "grid.png")
     _report(metrics, out)
@@ -198,11 +221,24 @@ def _report(m: dict, out: Path) -> None:
         lines.append(f"| {name} | {c['scatter_dex']:.3f} | {c['bias_dex']:+.3f} | "
                      f"{c['hpd_max_abs_dev']:.3f} | {c['tarp_max_abs_dev']:.3f} |")
     lines += ["", "| case | z | log M*_min | log M | realisations | median galaxies | "
-              "truth in 68 % | bias [dex] |", "|---|---|---|---|---|---|---|---|"]
+              "truth in 68 % | bias [dex] | single-setup model: in 68 % | its bias [dex] |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in m["cases"].items():
+        s = c["single_setup"]
         lines.append(f"| {name} | {c['z']:g} | {c['log_mstar_min']:g} | {c['log_m']:g} | "
                      f"{c['n']} | {c['median_n_gal']:.0f} | {c['within_68']:.2f} | "
-                     f"{c['bias_dex']:+.3f} |")
+                     f"{c['bias_dex']:+.3f} | {s['within_68']:.2f} | {s['bias_dex']:+.3f} |")
+    lines += ["", "Centre and redshift taken as given (deep nearby case, "
+              f"{CASES['deep_nearby']}): shift of the posterior medians against the "
+              "correctly centred cylinders, median (16-84 %) [dex]:", "",
+              "| displacement | amortised | single-setup model |", "|---|---|---|"]
+    sys_a, sys_s = (m["centre_and_redshift"][k] for k in ("amortised", "single_setup"))
+    for a, b in zip(sys_a, sys_s, strict=True):
+        what = (f"centre {a['offset_hinv_mpc']:g} h^-1 Mpc" if a["offset_hinv_mpc"] else
+                f"velocity {a['dv_kms']:g} km/s")
+        lines.append(f"| {what} | " + " | ".join(
+            f"{r['median_shift_dex']:+.3f} ({r['p16_shift_dex']:+.3f}, "
+            f"{r['p84_shift_dex']:+.3f})" for r in (a, b)) + " |")
     lines += ["", "![grid](figures/grid.png)", ""]
     (out / "report.md").write_text("\n".join(lines))
 
