@@ -89,6 +89,13 @@ def test_networks_take_global_inputs(varied, tmp_path):
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="neither a cluster column"):
         global_columns(val, ("depth_typed_by_user",))
+    # a set at one redshift without a z column: the attrs' z for every cluster
+    one_z = simulate_selected(5, FlatLogMassPrior(), SimulatorConfig(setup="cylinder", z=0.2),
+                              np.random.default_rng(3))[0]
+    assert "z" not in one_z.clusters
+    np.testing.assert_array_equal(global_columns(one_z, ("z",))["z"], np.full(5, 0.2))
+    with pytest.raises(ValueError, match="neither a cluster column"):
+        global_columns(one_z, ("setup",))  # a string attribute is no input
 
 
 def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):

@@ -124,10 +124,14 @@ DERIVED_GLOBALS = {
 
 
 def global_columns(clusters: ClusterSet, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Extra global inputs by name: a cluster column, or one of :data:`DERIVED_GLOBALS`.
+    """Extra global inputs by name, each (n_clusters,) float64.
+
+    A name is a cluster column, one of :data:`DERIVED_GLOBALS`, or a number in
+    ``clusters.attrs`` (e.g. ``z`` of a set simulated or observed at one redshift), broadcast
+    to every cluster.
 
     Raises:
-        ValueError: a name that is neither.
+        ValueError: a name that is none of these.
     """
     out = {}
     for name in names:
@@ -135,10 +139,13 @@ def global_columns(clusters: ClusterSet, names: tuple[str, ...]) -> dict[str, np
             out[name] = np.asarray(clusters.clusters[name], np.float64)
         elif name in DERIVED_GLOBALS:
             out[name] = DERIVED_GLOBALS[name](clusters)
+        elif np.ndim(clusters.attrs.get(name)) == 0 and isinstance(
+                clusters.attrs.get(name), (int, float, np.number)):
+            out[name] = np.full(len(clusters), float(clusters.attrs[name]))
         else:
             raise ValueError(f"global input {name!r} is neither a cluster column "
-                             f"({sorted(clusters.clusters)}) nor one of "
-                             f"{sorted(DERIVED_GLOBALS)}")
+                             f"({sorted(clusters.clusters)}), a number in the set's attrs, "
+                             f"nor one of {sorted(DERIVED_GLOBALS)}")
     return out
 
 
