@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --centres: clusters per classifier / NPE batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--model", type=Path, default=None,
-                   help="model bundle directory (default: the one shipped with the package)")
+                   help="model bundle directory, or a shipped one: 'default' (z = 0.117) or "
+                        "'amortised' (z 0.01-0.3, any survey depth) (default: default)")
     p.add_argument("--out", type=Path, default=Path("results/infer"),
                    help="output directory (created)")
     p.add_argument("--ra-col", default=None,

@@ -18,10 +18,19 @@ Layout of a bundle directory::
     classifier/     MembershipClassifier.save
     npe/            NPEDeepSets.save (its M-sigma baseline is npe/baseline/)
 
-The package ships one bundle, ``pyro_clusters/models/cylinder_default`` (z = 0.117,
-R_ap = 1.6 h^-1 Mpc, v_cut = 2200 km/s), made by::
+The package ships two bundles (``CylinderModel.load(NAME)``, ``--model NAME``). The default,
+``pyro_clusters/models/cylinder_default`` (z = 0.117, R_ap = 1.6 h^-1 Mpc, v_cut = 2200 km/s,
+depth 10^9.5 h^-1 Msun in stellar mass), made by::
 
     python -m pyro_clusters train --out pyro_clusters/models/cylinder_default
+
+and ``amortised`` (``pyro_clusters/models/cylinder_amortised``: redshift 0.01-0.3, depth
+10^8-10^10.5, redshift errors 0-100 km/s, same aperture and window), made by::
+
+    python -m experiments.amortised --fresh    # DIR/model is the bundle, validated on mocks
+
+(the same call of :func:`train_bundle` as ``python -m pyro_clusters train --amortised --fresh``;
+1 h 44 min on 2 CPU cores).
 
 and a bundle for another redshift, aperture, velocity window or galaxy selection by, e.g.::
 
@@ -60,8 +69,8 @@ if TYPE_CHECKING:
     from pyro_clusters.estimators.membership.classifier import MembershipClassifier
     from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
 
-__all__ = ["AMORTISED_GLOBALS", "AMORTISED_NPE_GLOBALS", "FORMAT", "SIZES", "CylinderModel",
-           "default_model_path", "train_bundle"]
+__all__ = ["AMORTISED_GLOBALS", "AMORTISED_NPE_GLOBALS", "FORMAT", "SHIPPED", "SIZES",
+           "CylinderModel", "default_model_path", "shipped_model_path", "train_bundle"]
 
 FORMAT = "pyro_clusters.cylinder_bundle/1"
 
@@ -83,9 +92,20 @@ AMORTISED_NPE_GLOBALS = (*AMORTISED_GLOBALS, "log_n_members", "log_n_interlopers
 RICHNESS_PERCENTILES = (1, 5, 50, 95, 99)
 
 
+#: bundles shipped with the package: name (``--model NAME``) -> directory under models/
+SHIPPED = {"default": "cylinder_default", "amortised": "cylinder_amortised"}
+
+
+def shipped_model_path(name: str = "default") -> Path:
+    """Directory of a bundle shipped with the package (:data:`SHIPPED`)."""
+    if name not in SHIPPED:
+        raise ValueError(f"no shipped model {name!r}; shipped: {sorted(SHIPPED)}")
+    return Path(str(files("pyro_clusters") / "models" / SHIPPED[name]))
+
+
 def default_model_path() -> Path:
-    """Directory of the bundle shipped with the package."""
-    return Path(str(files("pyro_clusters") / "models" / "cylinder_default"))
+    """Directory of the default bundle shipped with the package."""
+    return shipped_model_path("default")
 
 
 @dataclass
@@ -156,8 +176,16 @@ class CylinderModel:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | None = None
              ) -> CylinderModel:
-        """Load a bundle (default: the one shipped with the package) without retraining."""
-        path = Path(path) if path is not None else default_model_path()
+        """Load a bundle without retraining.
+
+        ``path`` is a bundle directory or the name of a shipped bundle (:data:`SHIPPED`:
+        ``default``, ``amortised``); None loads the default.
+        """
+        if path is None:
+            path = default_model_path()
+        elif str(path) in SHIPPED and not Path(path).exists():
+            path = shipped_model_path(str(path))
+        path = Path(path)
         meta_file = path / "bundle.json"
         if not meta_file.is_file():
             raise FileNotFoundError(

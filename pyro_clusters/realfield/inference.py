@@ -210,9 +210,10 @@ def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | Non
     """
     out = []
     z, z_train = obs.center[2], trained_on["z"]
-    retrain = (f"python -m pyro_clusters train --z {z:.4g} --aperture {trained_on['aperture']}"
-               f" --v-cut {trained_on['v_cut']:g} --out DIR (about 20 min on 2 CPU cores), "
-               "then --model DIR")
+    retrain = ("--model amortised (the shipped model for z 0.01-0.3 and any survey depth), "
+               f"or train one: python -m pyro_clusters train --z {z:.4g} --aperture "
+               f"{trained_on['aperture']} --v-cut {trained_on['v_cut']:g} --out DIR (about 20 "
+               "min on 2 CPU cores), then --model DIR")
     if "z_range" in trained_on:  # an amortised model: the redshift is one of its inputs
         lo, hi = trained_on["z_range"]
         if not lo <= z <= hi:
@@ -221,7 +222,7 @@ def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | Non
     elif abs(z - z_train) > max(DZ_ABS, DZ_REL * z_train):
         out.append(f"redshift {z:.4g} is far from the training redshift {z_train:.4g}: the "
                    "aperture in h^-1 Mpc covers a different part of the cluster's "
-                   f"galaxy population than in training; train a model for it: {retrain}")
+                   f"galaxy population than in training; use {retrain}")
     r = trained_on["richness"]
     lo, hi = float(r["1"]), float(r["99"])
     n = obs.n_gal if n_used is None else n_used
