@@ -71,8 +71,8 @@ def test_shipped_amortised_model(rich_cluster, capsys):
     """``--model amortised``: the bundle over z 0.01-0.3 and depth 10^8-10^10.5, on 300 fresh
     flat-prior clusters at z = 0.25 in a shallow survey (10^10 h^-1 Msun), a setup the
     default model was not trained for. Measured: sigma_eps 0.231 dex, bias +0.008, 0.70 in
-    the 68 % intervals (the validation cell at z = 0.28 gave 0.224); bounds sigma_eps < 0.28, |bias| < 0.06 (3 standard
-    errors), 68 % intervals containing the truth in 0.58-0.78."""
+    the 68 % intervals (the validation cell at z = 0.28 gave 0.224); bounds sigma_eps < 0.28,
+    |bias| < 0.06 (3 standard errors), 68 % intervals containing the truth in 0.58-0.78."""
     from pyro_clusters.simulator.depth import at_depth
 
     model = CylinderModel.load("amortised")

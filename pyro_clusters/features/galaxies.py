@@ -139,8 +139,7 @@ def global_columns(clusters: ClusterSet, names: tuple[str, ...]) -> dict[str, np
             out[name] = np.asarray(clusters.clusters[name], np.float64)
         elif name in DERIVED_GLOBALS:
             out[name] = DERIVED_GLOBALS[name](clusters)
-        elif np.ndim(clusters.attrs.get(name)) == 0 and isinstance(
-                clusters.attrs.get(name), (int, float, np.number)):
+        elif isinstance(clusters.attrs.get(name), (int, float, np.number)):
             out[name] = np.full(len(clusters), float(clusters.attrs[name]))
         else:
             raise ValueError(f"global input {name!r} is neither a cluster column "
