@@ -87,6 +87,8 @@ SIZES = {
                            n_cell=200, n_case=200),
     "full": AmortisedSize(20000, 4000, 2000, max_epochs=60, patience=6, bundle_size="full",
                           n_cell=500, n_case=200),
+    "gpu": AmortisedSize(40000, 8000, 4000, max_epochs=300, patience=10, bundle_size="gpu",
+                         n_cell=500, n_case=200, batch_size=64),
 }
 
 
@@ -170,8 +172,12 @@ def _refine_z_shift(model: CylinderModel, wide, z: float, dv: float = 300.0,
 
 def run(out: Path, size: str, seed: int, device: str, progress: bool,
         model_path: Path | None = None, max_seconds: float | None = None,
-        fresh: bool = False) -> dict:
-    """Train or load the amortised bundle and validate it; returns the metrics written."""
+        fresh: bool = False, workers: int = 1, train_only: bool = False) -> dict:
+    """Train or load the amortised bundle and validate it; returns the metrics written.
+
+    With ``train_only`` the bundle is trained and saved (DIR/model) and the validation is
+    left to a later ``--model DIR`` run (e.g. training on a GPU machine, validating on CPU).
+    """
     run_size = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -179,13 +185,23 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
     if model_path is None:
         model = train_bundle(SimulatorConfig(setup="cylinder"), run_size.bundle_size, seed,
                              device, progress, "python -m experiments.amortised", None,
-                             max_seconds, ObservingConditions(), fresh)
+                             max_seconds, ObservingConditions(), fresh, workers)
         model.save(out / "model")
     else:
         model = CylinderModel.load(model_path, device)
         if not model.trained_on.get("amortised"):
             raise SystemExit(f"error: {model_path} is not an amortised bundle")
     train_seconds = time.perf_counter() - t0
+    if train_only:
+        if model_path is not None:
+            raise ValueError("train_only trains a model; it cannot be given one")
+        metrics = {"size": size, "seed": seed, "package_version": __version__,
+                   "train_seconds": train_seconds, "trained_on": model.trained_on,
+                   "bundle_test_metrics": model.info.get("test_metrics"),
+                   "n_train": model.info["n_train"], "n_test": model.info["test_metrics"][
+                       "n_test"], "config": model.info["simulator"]}
+        (out / "metrics.json").write_text(json.dumps(to_json_safe(metrics), indent=2))
+        return metrics
     grid = []
     for z in GRID_Z:
         for depth in GRID_DEPTH:
@@ -302,10 +318,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="validate this amortised bundle instead of training one")
     p.add_argument("--fresh", action="store_true",
                    help="train on newly simulated clusters every epoch")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes simulating the training clusters (the clusters do not "
+                        "depend on it)")
+    p.add_argument("--train-only", action="store_true",
+                   help="train and save DIR/model, validate later with --model DIR/model")
     args = p.parse_args(argv)
+    if args.train_only and args.model is not None:
+        p.error("--train-only trains a model; drop --model")
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.model,
-            args.max_seconds, args.fresh)
+            args.max_seconds, args.fresh, args.workers, args.train_only)
+    if args.train_only:
+        t = m["bundle_test_metrics"]
+        print(f"trained in {m['train_seconds']:.0f} s; test sigma_eps {t['scatter_dex']:.3f}, "
+              f"bias {t['bias_dex']:+.3f}; wrote {args.out / 'model'}")
+        return 0
     worst = max(m["grid"], key=lambda c: abs(c["bias_dex"]))
     print(f"grid: sigma_eps {min(c['scatter_dex'] for c in m['grid']):.3f}-"
           f"{max(c['scatter_dex'] for c in m['grid']):.3f} dex; worst bias "

@@ -88,6 +88,7 @@ class RunSize:
         max_epochs: epoch limit of each network.
         patience: early-stopping patience [epochs].
         max_seconds: wall-time budget of each network [s] (None: none).
+        batch_size: clusters per training batch.
     """
 
     n_train: int
@@ -96,11 +97,13 @@ class RunSize:
     max_epochs: int
     patience: int
     max_seconds: float | None = None
+    batch_size: int = 32
 
     def train_config(self, seed: int = 0, device: str = "cpu", progress: bool = True,
                      **changes) -> TrainConfig:
-        """The :class:`TrainConfig` of this size (batch 32 unless ``changes`` say otherwise)."""
-        fields = {"batch_size": 32, "max_epochs": self.max_epochs, "patience": self.patience,
+        """The :class:`TrainConfig` of this size (``changes`` override its fields)."""
+        fields = {"batch_size": self.batch_size, "max_epochs": self.max_epochs,
+                  "patience": self.patience,
                   "max_seconds": self.max_seconds, "seed": seed, "device": device,
                   "progress": progress, **changes}
         return TrainConfig(**fields)

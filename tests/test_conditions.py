@@ -14,6 +14,7 @@ from pyro_clusters.features.galaxies import (
 )
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
+from pyro_clusters.simulator.depth import DEPTH_LIMITS
 from pyro_clusters.training import TrainConfig
 
 
@@ -30,7 +31,8 @@ def test_conditions_are_drawn_recorded_and_seeded(varied):
     train, _ = varied
     z, depth = train.clusters["z"], train.clusters["log_mstar_min"]
     assert z.min() >= 0.01 and z.max() <= 0.3 and np.unique(z).size == 800 // 16
-    assert depth.min() >= 8.0 and depth.max() <= 10.5
+    assert depth.min() >= DEPTH_LIMITS[0] and depth.max() <= DEPTH_LIMITS[1]
+    assert depth.min() < 8.0 and depth.max() > 10.5  # the margins beyond the validated range
     assert train.clusters["velocity_error_kms"].max() <= 100.0
     # deeper surveys: more galaxies at fixed mass, and a denser background
     resid = np.log(train.n_gal) - np.polyval(np.polyfit(train.log_m, np.log(train.n_gal), 1),
@@ -40,8 +42,18 @@ def test_conditions_are_drawn_recorded_and_seeded(varied):
     again = simulate_conditions(50, FlatLogMassPrior(), SimulatorConfig(setup="cylinder"),
                                 ObservingConditions(chunk=16), np.random.default_rng(0))
     np.testing.assert_array_equal(again.galaxies["v_los"][:100], train.galaxies["v_los"][:100])
+    # the same clusters from two processes
+    parallel = simulate_conditions(50, FlatLogMassPrior(), SimulatorConfig(setup="cylinder"),
+                                   ObservingConditions(chunk=16), np.random.default_rng(0),
+                                   workers=2)
+    for column in ("v_los", "x_proj", "member"):
+        np.testing.assert_array_equal(parallel.galaxies[column], again.galaxies[column])
+    np.testing.assert_array_equal(parallel.clusters["log_mstar_min"],
+                                  again.clusters["log_mstar_min"])
     with pytest.raises(ValueError, match="z_range"):
         ObservingConditions(z_range=(0.0, 0.3))
+    with pytest.raises(ValueError, match="log_mstar_range"):
+        ObservingConditions(log_mstar_range=(7.0, 10.0))
 
 
 def test_membership_counts_measure_depth(varied):

@@ -38,11 +38,18 @@ from scipy.special import gamma, gammaincc
 
 from pyro_clusters.simulator.config import SimulatorConfig
 
-__all__ = ["REFERENCE_LOG_MSTAR", "at_depth", "field_density_ratio",
+__all__ = ["DEPTH_LIMITS", "REFERENCE_LOG_MSTAR", "at_depth", "field_density_ratio",
            "halo_mass_at_stellar_mass", "moster13_stellar_mass"]
 
 #: the defaults' galaxy selection, log10(M* / h^-1 Msun) (Ho et al. 2019).
 REFERENCE_LOG_MSTAR = 9.5
+#: the stellar-mass limits :func:`at_depth` accepts, log10(M* / h^-1 Msun). Below ~10^7.8 the
+#: relations are extrapolated: the Baldry et al. 2012 fit reaches 10^8 Msun (10^7.83 h^-1 Msun)
+#: and the Moster et al. 2013 relation was matched to stellar mass functions reaching ~10^8 Msun.
+#: The limits reach 0.5 dex beyond the depths the package validates (8.0-10.5) as a margin for
+#: amortised training: a survey limit at the edge of the training range is read as less extreme
+#: than it is, which biases the mass.
+DEPTH_LIMITS = (7.5, 11.0)
 #: Moster, Naab & White 2013, Table 1: M1, N, beta, gamma at z = 0 and their evolution with
 #: z / (1 + z) (their eqs. 11-14); masses in Msun.
 _MOSTER13 = {"M10": 11.590, "M11": 1.195, "N10": 0.0351, "N11": -0.0247,
@@ -127,17 +134,19 @@ def at_depth(config: SimulatorConfig, log_mstar_min: float) -> SimulatorConfig:
     Args:
         config: a configuration; its occupation and field density describe galaxies above
             ``config.occupation.log_mstar_min`` (9.5 for the defaults).
-        log_mstar_min: the survey's stellar-mass limit, log10(M* / h^-1 Msun); 8.0-11.0.
+        log_mstar_min: the survey's stellar-mass limit, log10(M* / h^-1 Msun); 7.5-11.0
+            (:data:`DEPTH_LIMITS`; below 8.0 the relations are extrapolated).
 
     Returns:
         the configuration with occupation, field density and neighbour mass range moved.
 
     Raises:
-        ValueError: a limit outside 8.0-11.0 (outside the fits this rests on).
+        ValueError: a limit outside :data:`DEPTH_LIMITS`.
     """
-    if not 8.0 <= log_mstar_min <= 11.0:
-        raise ValueError(f"log_mstar_min must lie in [8, 11] (log10 M* / h^-1 Msun), got "
-                         f"{log_mstar_min}")
+    lo, hi = DEPTH_LIMITS
+    if not lo <= log_mstar_min <= hi:
+        raise ValueError(f"log_mstar_min must lie in [{lo:g}, {hi:g}] (log10 M* / h^-1 Msun), "
+                         f"got {log_mstar_min}")
     occ = config.occupation
     reference = occ.log_mstar_min
     delta = (halo_mass_at_stellar_mass(log_mstar_min, config.z)
