@@ -53,6 +53,18 @@ def test_batches_group_by_size_and_cover_every_cluster():
     assert spread < 0.1 * np.ptp(n_gal)
 
 
+def test_evaluation_batches_respect_a_padded_galaxy_budget():
+    """A heavy tail of rich clusters must not pad a 512-cluster batch to its largest set."""
+    n_gal = np.concatenate([np.full(990, 50), np.full(10, 4000)])
+    plain = make_batches(n_gal, 512)
+    assert max(len(b) * n_gal[b].max() for b in plain) == 488 * 4000
+    budget = make_batches(n_gal, 512, max_padded=2**15)
+    assert np.array_equal(np.concatenate(budget), np.concatenate(plain))  # same order
+    assert all(len(b) * n_gal[b].max() <= 2**15 for b in budget if len(b) > 1)
+    assert max(len(b) for b in budget) == 512  # the small clusters still fill whole batches
+    assert [len(b) for b in make_batches(np.array([5, 70000]), 8, max_padded=100)] == [1, 1]
+
+
 @pytest.fixture(scope="module", params=["deepsets", "units", "histogram", "histogram_units"])
 def encoder(request):
     """Every set encoder keeps the Deep Set's promises (permutation, padding, richness)."""

@@ -200,6 +200,8 @@ class SetNetConfig:
         train: optimisation settings (batch 32: larger batches give too few steps per epoch
             for a few thousand clusters).
         eval_batch_size: clusters per batch at inference.
+        eval_max_galaxies: padded galaxies per batch at inference (batches of rich clusters
+            hold fewer than ``eval_batch_size``; :func:`make_batches`).
         extra_globals: per-cluster inputs appended to the global features: cluster columns
             (e.g. ``z`` of an amortised model) or derived ones (``log_n_gal``,
             ``log_background``; :func:`pyro_clusters.features.galaxies.global_columns`).
@@ -210,6 +212,7 @@ class SetNetConfig:
     blocks: int = 3
     train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
     eval_batch_size: int = 512
+    eval_max_galaxies: int = 2**17
     extra_globals: tuple[str, ...] = ()
 
 
@@ -287,7 +290,8 @@ class SetNetwork(NeuralModel):
         """(cluster index, batch) pairs, grouped by set size; targets None at inference."""
         gal, glob = inputs if inputs is not None else self._inputs(clusters)
         dev = self.device
-        for index in make_batches(clusters.n_gal, batch_size, rng):
+        budget = self.config.eval_max_galaxies if rng is None else None
+        for index in make_batches(clusters.n_gal, batch_size, rng, max_padded=budget):
             pb = pad_features(gal, glob, clusters.offsets, index)
             y = (torch.from_numpy(self._batch_targets(clusters, targets, index)).to(dev)
                  if targets is not None else torch.empty(0))
