@@ -26,8 +26,10 @@ by set size.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -99,7 +101,11 @@ class NeuralModel(Model):
 
     def _batches(self, clusters: ClusterSet, inputs: Any, targets: Any, batch_size: int,
                  rng: np.random.Generator | None) -> Iterator:
-        """Batches for ``_loss``; shuffled with ``rng`` (training), in order without."""
+        """Batches for ``_loss``; shuffled with ``rng`` (training), in order without.
+
+        Every draw from ``rng`` must happen before the first batch is yielded (fresh
+        training reads the next epoch's seed from ``rng`` at that point; :class:`_Ahead`).
+        """
         raise NotImplementedError
 
     def _loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
@@ -124,22 +130,37 @@ class NeuralModel(Model):
         train, val = splits.train, splits.val
         val_batches = list(self._batches(val, self._inputs(val), self._targets(val),
                                          cfg.eval_batch_size, None))
+        ahead = None
         if splits.fresh is None:
             x_train, y_train = self._inputs(train), self._targets(train)  # once, not per epoch
 
             def epoch(rng: np.random.Generator) -> Iterator:
                 return self._batches(train, x_train, y_train, cfg.train.batch_size, rng)
         else:
+            def make(seed: int) -> tuple:
+                # new clusters from a generator spawned off the epoch's: its stream never
+                # coincides with that of whoever simulated the fixed sets
+                new = splits.fresh(np.random.default_rng([seed, 1]))
+                return new, self._inputs(new), self._targets(new)
+
+            ahead = _Ahead(make)
+
             def epoch(rng: np.random.Generator) -> Iterator:
-                # new clusters every epoch, from a generator spawned off the epoch's: its
-                # stream never coincides with that of whoever simulated the fixed sets
-                new = splits.fresh(np.random.default_rng([int(rng.integers(2**63)), 1]))
-                return self._batches(new, self._inputs(new), self._targets(new),
-                                     cfg.train.batch_size, rng)
+                new, x, y = ahead.get(int(rng.integers(2**63)))
+                batches = iter(self._batches(new, x, y, cfg.train.batch_size, rng))
+                first = next(batches, None)  # the epoch's shuffles are drawn by now
+                ahead.start(rng)
+                if first is not None:
+                    yield first
+                yield from batches
         with torch.random.fork_rng(devices=[]):  # dropout draws; caller's state untouched
             torch.manual_seed(cfg.train.seed + 1)
-            self.result = train_model(self.model, self._loss, epoch, val_batches, cfg.train,
-                                      checkpoint=checkpoint, resume=resume)
+            try:
+                self.result = train_model(self.model, self._loss, epoch, val_batches,
+                                          cfg.train, checkpoint=checkpoint, resume=resume)
+            finally:
+                if ahead is not None:
+                    ahead.close()
         self.model.eval()
         self._after_fit(splits)
         self.train_seconds = time.perf_counter() - t0
@@ -187,6 +208,48 @@ class NeuralModel(Model):
         self.model = self._network()
         self.model.load_state_dict(state)
         self.model.to(self.device).eval()
+
+
+class _Ahead:
+    """Fresh training sets, the next epoch's made in a background thread during this one.
+
+    Epoch k draws its seed from the training generator, as it would without this; once the
+    epoch's batches are shuffled, :meth:`start` reads the seed epoch k + 1 will draw from a
+    copy of the generator (nothing else draws from it in between) and makes that set ahead.
+    :meth:`get` uses a set made ahead only if its seed is the one drawn, so the clusters, the
+    trained weights and a resumed run are those of making every set when it is needed; the
+    simulation (and, for the NPE, the classifier's annotation) overlaps the optimiser steps,
+    which keeps a GPU busy.
+
+    Args:
+        make: ``make(seed) -> (clusters, inputs, targets)`` of one epoch.
+    """
+
+    def __init__(self, make: Callable[[int], tuple]):
+        self.make = make
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fresh-clusters")
+        self.pending: tuple[int, Future] | None = None
+
+    def get(self, seed: int) -> tuple:
+        """The set of ``seed``: made ahead, or now."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            made = pending[1].result()  # also re-raises what went wrong in the thread
+            if pending[0] == seed:
+                return made
+        return self.make(seed)
+
+    def start(self, rng: np.random.Generator) -> None:
+        """Make, in the background, the set of the seed ``rng`` will give next."""
+        seed = int(copy.deepcopy(rng).integers(2**63))
+        self.pending = (seed, self.pool.submit(self.make, seed))
+
+    def close(self) -> None:
+        """Wait for a set still being made (unused) and stop the thread."""
+        if self.pending is not None:
+            self.pending[1].cancel()
+        self.pool.shutdown(wait=True)
+        self.pending = None
 
 
 @dataclass(frozen=True)
