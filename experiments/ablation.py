@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, flat_table, get_sets, posterior_of
+from experiments.common import (
+    experiment_parser,
+    flat_table,
+    fresh_clusters,
+    get_sets,
+    posterior_of,
+)
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.report import summary_line, write_report
@@ -106,10 +112,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         else:
             est = registry.build("npe_deepsets", _config(name, run_size, seed, device,
                                                          progress, msigma))
-        fresh = None
-        if VARIANTS.get(name, {}).get("fresh") and data_path is None:
-            def fresh(r: np.random.Generator, n: int = len(data.train)):
-                return simulate_selected(n, FlatLogMassPrior(), sim, r)[0]
+        fresh = (fresh_clusters(sim, len(data.train))
+                 if VARIANTS.get(name, {}).get("fresh") and data_path is None else None)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not yet fully converged.*")
             est.fit(Splits(data.train, data.val, calibration, fresh))

@@ -24,8 +24,9 @@ from pyro_clusters.simulator import (
 )
 from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 
-__all__ = ["DataSets", "experiment_parser", "flat_table", "get_sets", "load_sets", "posterior_of",
-           "prior_sections", "robustness", "robustness_markdown", "simulate_sets"]
+__all__ = ["DataSets", "experiment_parser", "flat_table", "fresh_clusters", "get_sets",
+           "load_sets", "posterior_of", "prior_sections", "robustness", "robustness_markdown",
+           "simulate_sets"]
 
 
 @dataclass
@@ -186,13 +187,31 @@ def robustness_markdown(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
-                      ) -> argparse.ArgumentParser:
+def fresh_clusters(config: SimulatorConfig, n: int, data: Path | None = None):
+    """``Splits.fresh`` for a run: ``n`` new flat-prior clusters of ``config`` per epoch.
+
+    Raises:
+        SystemExit: with ``data`` (catalogue sets): fresh clusters need the simulator.
+    """
+    if data is not None:
+        raise SystemExit("error: --fresh simulates new training clusters every epoch; it "
+                         "cannot be combined with --data")
+    prior = FlatLogMassPrior()
+
+    def fresh(rng: np.random.Generator) -> ClusterSet:
+        return simulate_selected(n, prior, config, rng)[0]
+
+    return fresh
+
+
+def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str,
+                      fresh: bool = False) -> argparse.ArgumentParser:
     """Parser with the options every experiment takes (callers add their own).
 
     --quick, --size (one of ``sizes``), --out (default ``default_out``), --seed, --device,
     --no-progress, --max-seconds (an explicit wall-clock budget, never a default), --data
-    (datasets made from an N-body catalogue, :func:`load_sets`).
+    (datasets made from an N-body catalogue, :func:`load_sets`); with ``fresh``, --fresh
+    (train the networks on new clusters every epoch, :func:`fresh_clusters`).
     """
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,4 +230,9 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str
                    help="read train/val/test sets from this directory (python -m "
                         "pyro_clusters catalog --out DIR) instead of simulating; capped at "
                         "the run size")
+    if fresh:
+        p.add_argument("--fresh", action="store_true",
+                       help="train the networks on as many newly simulated clusters every "
+                            "epoch as the training set holds (their constants are still "
+                            "fitted on the training set; reproducible by --seed)")
     return p

@@ -34,12 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, flat_table, get_sets, posterior_of
+from experiments.common import (
+    experiment_parser,
+    flat_table,
+    fresh_clusters,
+    get_sets,
+    posterior_of,
+)
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.base import Estimator
 from pyro_clusters.estimators.msigma import MSigmaConfig
+from pyro_clusters.estimators.neural import NeuralModel
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import RunSize
 
@@ -92,19 +99,25 @@ def _check_reuse(reuse: Path, manifest: dict) -> None:
 
 def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool,
         reuse: Path | None = None, estimators: tuple[str, ...] = ESTIMATORS,
-        data_path: Path | None = None, max_seconds: float | None = None) -> dict:
+        data_path: Path | None = None, max_seconds: float | None = None,
+        fresh: bool = False) -> dict:
     """Run the comparison; returns the metrics written.
 
-    ``max_seconds`` is a wall-clock budget of each network (None: epochs and patience only).
+    ``max_seconds`` is a wall-clock budget of each network (None: epochs and patience only);
+    ``fresh`` trains every neural estimator (:class:`NeuralModel`) on new clusters every
+    epoch (:func:`fresh_clusters`); the others (M-sigma, sbi's NPE) fit the training set.
     """
     run_size = replace(SIZES[size], max_seconds=max_seconds)
     manifest = {"setup": setup, "size": size, "seed": seed}
+    if fresh:
+        manifest["fresh"] = True
     if data_path is not None:
         manifest["data"] = str(data_path.resolve())
     if reuse is not None:
         _check_reuse(reuse, manifest)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup=setup)
+    new = fresh_clusters(sim, run_size.n_train, data_path) if fresh else None
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
                     cap=size != "full")
     if data_path is None:
@@ -113,7 +126,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         half = rng.permutation(len(data.val))
         calibration = data.val.select(np.sort(half[len(half) // 2:]))
         data.val = data.val.select(np.sort(half[: len(half) // 2]))
-    splits = Splits(data.train, data.val, calibration)
+    splits = Splits(data.train, data.val, calibration, new)
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     (models / "manifest.json").write_text(json.dumps(manifest))
@@ -170,6 +183,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
               f"chosen on validation: {cuts['chosen'] if cuts else '–'}."]
     top = {"n_train": len(data.train), "n_val": len(data.val), "n_calibration": len(calibration),
            "size": size, "setup": setup, "estimators": list(estimators), "reused": reused,
+           "fresh_training": [n for n in estimators if fresh
+                              and isinstance(fitted[n], NeuralModel)],
            "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds,
            "msigma_mass_cut": cuts, "infer_ms_per_cluster": times,
            "flat_test": {n: flat[n] for n in estimators}}
@@ -180,7 +195,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = experiment_parser("python -m experiments.compare", __doc__, SIZES, "results/compare")
+    p = experiment_parser("python -m experiments.compare", __doc__, SIZES, "results/compare",
+                          fresh=True)
     p.add_argument("--setup", choices=("idealized", "cylinder"), default="idealized")
     p.add_argument("--reuse", type=Path, default=None,
                    help="run directory of an earlier compare run whose models to reuse")
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or ("quick" if args.quick else "full")
     try:
         metrics = run(args.out, args.setup, size, args.seed, args.device, not args.no_progress,
-                      args.reuse, chosen, args.data, args.max_seconds)
+                      args.reuse, chosen, args.data, args.max_seconds, args.fresh)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

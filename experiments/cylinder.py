@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from experiments.common import (  # noqa: E402
     experiment_parser,
+    fresh_clusters,
     get_sets,
     posterior_of,
     prior_sections,
@@ -40,7 +41,7 @@ from pyro_clusters.diagnostics.classification import (  # noqa: E402
     roc_pr_curves,
 )
 from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
-from pyro_clusters.estimators import MSigmaConfig, registry  # noqa: E402
+from pyro_clusters.estimators import MSigmaConfig, Splits, registry  # noqa: E402
 from pyro_clusters.estimators.membership import (  # noqa: E402
     caustic_members,
     shifting_gapper,
@@ -157,14 +158,18 @@ def interloper_section(test, p_member, subset, seed: int, out: Path, workers: in
 
 
 def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: int,
-        data_path: Path | None = None, max_seconds: float | None = None) -> dict:
+        data_path: Path | None = None, max_seconds: float | None = None,
+        fresh: bool = False) -> dict:
     """Run the experiment; returns the metrics written.
 
-    ``max_seconds`` is a wall-clock budget of each network (None: epochs and patience only).
+    ``max_seconds`` is a wall-clock budget of each network (None: epochs and patience only);
+    ``fresh`` trains the classifier and the NPEs on new clusters every epoch (the NPEs'
+    annotated by the classifier; :func:`fresh_clusters`).
     """
     run_size = replace(SIZES[size], max_seconds=max_seconds)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="cylinder")
+    new = fresh_clusters(sim, run_size.n_train, data_path) if fresh else None
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
                     cap=size != "full")
     z = setup_of(data.train.attrs)["z"]
@@ -173,7 +178,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     tcfg = run_size.train_config(seed, device, progress)
 
     clf = registry.build("deepsets_membership", train=tcfg).fit(
-        data.train, data.val, checkpoint=models / "classifier_checkpoint.pt")
+        Splits(data.train, data.val, fresh=new),
+        checkpoint=models / "classifier_checkpoint.pt")
     clf.save(models / "classifier")
     train, val, test, test_flat = (clf.annotate(s) for s in (data.train, data.val, data.test,
                                                                data.test_flat))
@@ -193,7 +199,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
         cfg = replace(registry.get("npe_deepsets").configure(tcfg, baselines["msigma"][0].config),
                       extra_features=extra)
         npe = registry.build("npe_deepsets", cfg).fit(
-            train, val, checkpoint=models / f"npe_{label}_checkpoint.pt")
+            Splits(train, val, fresh=(lambda r: clf.annotate(new(r))) if fresh else None),
+            checkpoint=models / f"npe_{label}_checkpoint.pt")
         npe.save(models / f"npe_deepsets_{label}")
         npes[label] = npe
     best = min(npes, key=lambda k: npes[k].result.best_val_loss)
@@ -219,7 +226,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     rob = {name: robustness(est, test, rng, run_size.n_robust, 3)
            for name, est in (("msigma", baselines["msigma"][0]), ("npe_deepsets", npe))}
     top = {
-        "n_train": len(train), "n_val": len(val), "size": size,
+        "n_train": len(train), "n_val": len(val), "size": size, "fresh_training": fresh,
         "config": {"simulator": sim.to_dict(), "npe": asdict(npe.config),
                    "classifier": asdict(clf.config)},
         "simulation_seconds": data.seconds,
@@ -246,12 +253,13 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = experiment_parser("python -m experiments.cylinder", __doc__, SIZES, "results/cylinder")
+    p = experiment_parser("python -m experiments.cylinder", __doc__, SIZES, "results/cylinder",
+                          fresh=True)
     p.add_argument("--workers", type=int, default=2, help="processes for the caustic method")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers,
-                  args.data, args.max_seconds)
+                  args.data, args.max_seconds, args.fresh)
     for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
                  "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))

@@ -18,6 +18,7 @@ import numpy as np
 
 from experiments.common import (
     experiment_parser,
+    fresh_clusters,
     get_sets,
     posterior_of,
     prior_sections,
@@ -26,7 +27,7 @@ from experiments.common import (
 )
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
-from pyro_clusters.estimators import MSigmaConfig, registry
+from pyro_clusters.estimators import MSigmaConfig, Splits, registry
 from pyro_clusters.estimators.prior import PriorReweighted
 from pyro_clusters.simulator import SimulatorConfig
 from pyro_clusters.training import RunSize
@@ -51,14 +52,17 @@ SIZES = {
 
 
 def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool,
-        data_path: Path | None = None, max_seconds: float | None = None) -> dict:
+        data_path: Path | None = None, max_seconds: float | None = None,
+        fresh: bool = False) -> dict:
     """Run the experiment; returns the metrics written.
 
-    ``max_seconds`` is a wall-clock budget of training (None: epochs and patience only).
+    ``max_seconds`` is a wall-clock budget of training (None: epochs and patience only);
+    ``fresh`` trains the NPE on new clusters every epoch (:func:`fresh_clusters`).
     """
     run_size = replace(SIZES[size], max_seconds=max_seconds)
     rng = np.random.default_rng(seed)
     sim = SimulatorConfig(setup="idealized")
+    new = fresh_clusters(sim, run_size.n_train, data_path) if fresh else None
     data = get_sets(sim, run_size.n_train, run_size.n_val, run_size.n_test, rng, data_path,
                     cap=size != "full")
     models = out / "models"
@@ -73,7 +77,8 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
     config = registry.get("npe_deepsets").configure(
         run_size.train_config(seed, device, progress), msigma_config)
     npe = registry.build("npe_deepsets", config).fit(
-        data.train, data.val, checkpoint=models / "checkpoint.pt", resume=resume)
+        Splits(data.train, data.val, fresh=new), checkpoint=models / "checkpoint.pt",
+        resume=resume)
     npe.save(models / "npe_deepsets")
 
     posteriors = [posterior_of(msigma, data.test, 1000, rng, msigma_seconds),
@@ -91,6 +96,7 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
            for est in (msigma, npe)}
     top = {
         "n_train": len(data.train), "n_val": len(data.val), "size": size,
+        "fresh_training": fresh,
         "config": {"simulator": sim.to_dict(), "npe": asdict(config)},
         "simulation_seconds": data.seconds,
         "training": npe.result.to_dict(),
@@ -108,12 +114,12 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = experiment_parser("python -m experiments.idealized", __doc__, SIZES,
-                          "results/idealized")
+                          "results/idealized", fresh=True)
     p.add_argument("--resume", action="store_true", help="continue an interrupted training")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress,
-                  args.data, args.max_seconds)
+                  args.data, args.max_seconds, args.fresh)
     for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma"]["scatter_dex"]

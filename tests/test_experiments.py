@@ -34,8 +34,9 @@ def test_idealized_experiment_end_to_end(tmp_path):
     from experiments import idealized
 
     assert idealized.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "2",
-                           "--no-progress"]) == 0
+                           "--no-progress", "--fresh"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["fresh_training"] is True
     contract = {"scatter_dex", "bias_dex", "residual_median_dex", "residual_p16_dex",
                 "residual_p84_dex", "skewness", "kurtosis", "mean_posterior_std_dex", "hpd_ecp",
                 "tarp_ecp", "hpd_max_abs_dev", "tarp_max_abs_dev", "by_mass_bin",
@@ -71,8 +72,9 @@ def test_cylinder_experiment_end_to_end(tmp_path):
     from experiments import cylinder
 
     assert cylinder.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "3",
-                          "--no-progress", "--workers", "2"]) == 0
+                          "--no-progress", "--workers", "2", "--fresh"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["fresh_training"] is True
     for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
                  "npe_deepsets_hmf"):
         assert "scatter_dex" in metrics[name] and "tarp_ecp" in metrics[name]
@@ -119,6 +121,17 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
                       "--out", str(tmp_path / "c"), "--reuse", str(first)])
     with pytest.raises(SystemExit):
         compare.main(args + ["--out", str(tmp_path / "d"), "--estimators", "msigma,nope"])
+    # new training clusters every epoch for the neural estimators only; not a reusable match
+    some = ["--estimators", "msigma,npe_deepsets,cnn_kde_slice", "--fresh"]
+    assert compare.main(args + ["--out", str(tmp_path / "e")] + some) == 0
+    fresh = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert fresh["fresh_training"] == ["npe_deepsets", "cnn_kde_slice"]
+    assert fresh["msigma"]["scatter_dex"] == metrics["msigma"]["scatter_dex"]
+    assert fresh["npe_deepsets"]["scatter_dex"] != metrics["npe_deepsets"]["scatter_dex"]
+    with pytest.raises(SystemExit, match="only reused on the same data"):
+        compare.main(args + ["--out", str(tmp_path / "f"), "--reuse", str(first), "--fresh"])
+    with pytest.raises(SystemExit, match="--fresh"):
+        compare.main(args + ["--out", str(tmp_path / "g"), "--fresh", "--data", str(tmp_path)])
 
 
 def test_information_limit_experiment_end_to_end(tmp_path):
