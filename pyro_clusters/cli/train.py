@@ -17,7 +17,7 @@ from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.bundle import SIZES, train_bundle
 from pyro_clusters.simulator.conditions import ObservingConditions
 from pyro_clusters.simulator.config import SimulatorConfig
-from pyro_clusters.simulator.depth import at_depth
+from pyro_clusters.simulator.depth import DEPTH_LIMITS, at_depth
 
 __all__ = ["build_parser", "main"]
 
@@ -51,14 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "simulator only)")
     p.add_argument("--z-range", type=float, nargs=2, default=(0.01, 0.3), metavar=("LO", "HI"),
                    help="with --amortised: cluster redshifts")
-    p.add_argument("--depth-range", type=float, nargs=2, default=(8.0, 10.5),
+    p.add_argument("--depth-range", type=float, nargs=2, default=DEPTH_LIMITS,
                    metavar=("LO", "HI"),
-                   help="with --amortised: stellar-mass limits log10(M* / h^-1 Msun)")
+                   help="with --amortised: stellar-mass limits log10(M* / h^-1 Msun) "
+                        "(default %(default)s: 0.5 dex beyond the validated 8-10.5 on both "
+                        "sides, so that neither end is the edge of the training range)")
     p.add_argument("--velocity-error-range", type=float, nargs=2, default=(0.0, 100.0),
                    metavar=("LO", "HI"), help="with --amortised: redshift errors [km/s]")
     p.add_argument("--depth", type=float, default=None, metavar="LOG_MSTAR",
                    help="survey depth: stellar-mass limit log10(M* / h^-1 Msun) of the "
-                        "galaxies (default 9.5; 8 for a deep survey; "
+                        "galaxies (default 9.5; 8 for a deep survey; 7.5-11 accepted; "
                         "pyro_clusters.simulator.depth)")
     p.add_argument("--data", type=Path, default=None,
                    help="train on cylinder datasets made from an N-body catalogue "
