@@ -68,11 +68,12 @@ def test_shipped_default_matches_default_setup(default_model):
 
 
 def test_shipped_amortised_model(rich_cluster, capsys):
-    """``--model amortised``: the bundle over z 0.01-0.3 and depth 10^8-10^10.5, on 300 fresh
+    """``--model amortised``: the bundle over z 0.01-0.3 and depth 10^7.5-10^11, on 300 fresh
     flat-prior clusters at z = 0.25 in a shallow survey (10^10 h^-1 Msun), a setup the
-    default model was not trained for. Measured: sigma_eps 0.231 dex, bias +0.008, 0.70 in
-    the 68 % intervals (the validation cell at z = 0.28 gave 0.224); bounds sigma_eps < 0.28,
-    |bias| < 0.06 (3 standard errors), 68 % intervals containing the truth in 0.58-0.78."""
+    default model was not trained for. Measured: sigma_eps 0.311 dex, bias +0.029, 0.71 in
+    the 68 % intervals (the validation cells at depth 10 gave 0.256-0.307); bounds
+    sigma_eps < 0.36, |bias| < 0.06 (3 standard errors), 68 % intervals containing the truth
+    in 0.58-0.78."""
     from pyro_clusters.simulator.depth import at_depth
 
     model = CylinderModel.load("amortised")
@@ -84,7 +85,7 @@ def test_shipped_amortised_model(rich_cluster, capsys):
     test = simulate_selected(300, FlatLogMassPrior(), at_depth(cfg, 10.0), rng)[0]
     draws = model.sample(test, 400, rng)  # z from the set's attrs
     eps = np.median(draws, axis=1) - test.log_m
-    assert np.std(eps) < 0.28 and abs(np.mean(eps)) < 0.06
+    assert np.std(eps) < 0.36 and abs(np.mean(eps)) < 0.06
     lo, hi = np.percentile(draws, [16, 84], axis=1)
     assert 0.58 <= np.mean((test.log_m >= lo) & (test.log_m <= hi)) <= 0.78
     # the default model at z = 0.117 offers it when the redshift is far

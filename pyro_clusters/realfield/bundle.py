@@ -25,14 +25,13 @@ depth 10^9.5 h^-1 Msun in stellar mass), made by::
     python -m pyro_clusters train --out pyro_clusters/models/cylinder_default
 
 and ``amortised`` (``pyro_clusters/models/cylinder_amortised``: redshift 0.01-0.3, depth
-10^8-10^10.5, redshift errors 0-100 km/s, same aperture and window), made at commit 913c219
-by::
+10^7.5-10^11 -- 0.5 dex of margin beyond the validated 10^8-10^10.5 --, redshift errors
+0-100 km/s, same aperture and window), made by::
 
     python -m experiments.amortised --fresh    # DIR/model is the bundle, validated on mocks
 
 (the same call of :func:`train_bundle` as ``python -m pyro_clusters train --amortised --fresh``;
-1 h 44 min on 2 CPU cores). The command now trains over depths 10^7.5-10^11 (the margins of
-:data:`~pyro_clusters.simulator.depth.DEPTH_LIMITS`), which that bundle predates.
+1 h 52 min on 2 CPU cores).
 
 and a bundle for another redshift, aperture, velocity window or galaxy selection by, e.g.::
 
