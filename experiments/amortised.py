@@ -178,6 +178,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
     With ``train_only`` the bundle is trained and saved (DIR/model) and the validation is
     left to a later ``--model DIR`` run (e.g. training on a GPU machine, validating on CPU).
     """
+    if train_only and model_path is not None:
+        raise ValueError("train_only trains a model; it cannot be given one")
     run_size = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -193,8 +195,6 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
             raise SystemExit(f"error: {model_path} is not an amortised bundle")
     train_seconds = time.perf_counter() - t0
     if train_only:
-        if model_path is not None:
-            raise ValueError("train_only trains a model; it cannot be given one")
         metrics = {"size": size, "seed": seed, "package_version": __version__,
                    "train_seconds": train_seconds, "trained_on": model.trained_on,
                    "bundle_test_metrics": model.info.get("test_metrics"),
@@ -313,11 +313,9 @@ def _report(m: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = experiment_parser("python -m experiments.amortised", __doc__, SIZES,
-                          "results/amortised")
+                          "results/amortised", fresh=True)
     p.add_argument("--model", type=Path, default=None,
                    help="validate this amortised bundle instead of training one")
-    p.add_argument("--fresh", action="store_true",
-                   help="train on newly simulated clusters every epoch")
     p.add_argument("--workers", type=int, default=1,
                    help="processes simulating the training clusters (the clusters do not "
                         "depend on it)")

@@ -75,9 +75,9 @@ __all__ = ["AMORTISED_GLOBALS", "AMORTISED_NPE_GLOBALS", "FORMAT", "SHIPPED", "S
 
 FORMAT = "pyro_clusters.cylinder_bundle/1"
 
-#: "full" is what the shipped default was trained with; "tiny" is for the test suite; "gpu"
+#: "full" is what both shipped bundles were trained with; "tiny" is for the test suite; "gpu"
 #: (twice the clusters per epoch in batches twice as large, to keep a GPU busy) is meant for
-#: fresh training (``fresh=True``) on a GPU, where it made the shipped amortised model.
+#: fresh training (``fresh=True``) on a GPU; no shipped bundle was made with it.
 SIZES = {
     "tiny": RunSize(300, 100, 100, max_epochs=2, patience=2),
     "quick": RunSize(3000, 600, 600, max_epochs=12, patience=4),
