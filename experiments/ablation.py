@@ -165,12 +165,11 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = experiment_parser("python -m experiments.ablation", __doc__, SIZES, "results/ablation")
+    p = experiment_parser("python -m experiments.ablation", __doc__, SIZES, "results/ablation",
+                          max_epochs=True)
     p.add_argument("--setup", choices=("idealized", "cylinder"), default="idealized")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated subset of " + ", ".join(VARIANTS))
-    p.add_argument("--max-epochs", type=int, default=None,
-                   help="epoch limit instead of the size's (recorded in metrics.json)")
     p.add_argument("--references", default="",
                    help="registered estimators trained on the same sets for comparison, "
                         "e.g. cnn_kde_slice,mc_dropout")

@@ -205,13 +205,14 @@ def fresh_clusters(config: SimulatorConfig, n: int, data: Path | None = None):
 
 
 def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str,
-                      fresh: bool = False) -> argparse.ArgumentParser:
+                      fresh: bool = False, max_epochs: bool = False) -> argparse.ArgumentParser:
     """Parser with the options every experiment takes (callers add their own).
 
     --quick, --size (one of ``sizes``), --out (default ``default_out``), --seed, --device,
     --no-progress, --max-seconds (an explicit wall-clock budget, never a default), --data
     (datasets made from an N-body catalogue, :func:`load_sets`); with ``fresh``, --fresh
-    (train the networks on new clusters every epoch, :func:`fresh_clusters`).
+    (train the networks on new clusters every epoch, :func:`fresh_clusters`); with
+    ``max_epochs``, --max-epochs (an epoch limit instead of the run size's).
     """
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,4 +236,7 @@ def experiment_parser(prog: str, doc: str, sizes: dict, default_out: str,
                        help="train the networks on as many newly simulated clusters every "
                             "epoch as the training set holds (their constants are still "
                             "fitted on the training set; reproducible by --seed)")
+    if max_epochs:
+        p.add_argument("--max-epochs", type=int, default=None,
+                       help="epoch limit instead of the size's (recorded in metrics.json)")
     return p

@@ -137,15 +137,21 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
 def test_information_limit_experiment_end_to_end(tmp_path):
     from experiments import information_limit
 
+    # --fresh: both NPEs train on new clusters every epoch (the catalogue test covers without)
     assert information_limit.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "3",
-                                   "--no-progress", "--jobs", "1"]) == 0
+                                   "--no-progress", "--jobs", "1", "--fresh",
+                                   "--max-epochs", "1"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["fresh_training"] is True
+    assert len(metrics["training"]["history"]) == metrics["max_epochs"] == 1
     for name in ("npe_deepsets", "jeans_exact"):
         assert {"scatter_dex", "hpd_max_abs_dev", "tarp_max_abs_dev",
                 "infer_ms_per_cluster"} <= set(metrics[name])
     lim = metrics["information_limit"]
     assert lim["n_clusters"] == metrics["n_test"] == 3
     assert lim["std_ratio_mean"] > 0 and lim["jeans_exact_s_per_cluster"] > 0
+    assert lim["meets_std_ratio_target_every_bin"] == all(
+        abs(r["std_ratio_mean"] - 1) <= 0.1 for r in lim["by_mass_bin"])
     assert {"rhat_max", "divergences_total"} <= set(metrics["nuts"])
     assert metrics["sbc"]["n_clusters"] == 3 and metrics["sbc"]["richness"] == "poisson"
     assert "all" in metrics["misspecified"]["by_subset"]
@@ -154,6 +160,16 @@ def test_information_limit_experiment_end_to_end(tmp_path):
     assert (tmp_path / "per_cluster.csv").read_text().count("\n") == 4
     report = (tmp_path / "report.md").read_text()
     assert "Information limit" in report and "SBC" in report
+
+
+def test_information_limit_refuses_fresh_catalogue_training(tmp_path):
+    from experiments import information_limit
+
+    # refused before any simulation: the idealized NPE would train on catalogue sets
+    with pytest.raises(SystemExit, match="--fresh"):
+        information_limit.main(["--size", "tiny", "--out", str(tmp_path), "--fresh",
+                                "--data", str(tmp_path / "catalogue")])
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
 def test_ablation_experiment_end_to_end(tmp_path):
