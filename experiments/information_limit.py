@@ -135,16 +135,17 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         run_size = replace(run_size, max_epochs=max_epochs)
     n_train, n_val, n_test = run_size.n_train, run_size.n_val, run_size.n_test
     n_sbc, n_mis = run_size.n_sbc, run_size.n_misspecified
+    full_cfg = SimulatorConfig(setup="idealized")
+    # refused here, before anything is written, when the idealized NPE would train on
+    # catalogue sets
+    fresh_full = (fresh_clusters(full_cfg, n_train, data_path)
+                  if fresh and idealized_model is None else None)
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     models = out / "models"
     models.mkdir(exist_ok=True)
     sph = SimulatorConfig.spherical()
     flat = FlatLogMassPrior()
-    full_cfg = SimulatorConfig(setup="idealized")
-    # refused here, before any work, when the idealized NPE would train on catalogue sets
-    fresh_full = (fresh_clusters(full_cfg, n_train, data_path)
-                  if fresh and idealized_model is None else None)
     t0 = time.perf_counter()
     train = simulate_selected(n_train, flat, sph, rng)[0]
     val = simulate_selected(n_val, flat, sph, rng)[0]
