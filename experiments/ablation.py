@@ -37,10 +37,11 @@ from pyro_clusters.training import RunSize
 
 __all__ = ["BASE", "SIZES", "VARIANTS", "main", "run"]
 
-#: the first design; every variant is this plus its changes (and "lr" / "batch_size" of
-#: its TrainConfig), so that a variant means the same network whatever the defaults become
+#: the first design; every variant is this plus its changes (and "lr" / "batch_size" /
+#: "lr_schedule" of its TrainConfig), so that a variant means the same network whatever the
+#: defaults become
 BASE = {"encoder": "deepsets", "hidden": 64, "context": 32, "histogram_bins": 16,
-        "cluster_units": False}
+        "cluster_units": False, "lr_schedule": "plateau"}
 VARIANTS = {
     "deepsets": {},
     "deepsets_wide": {"hidden": 128, "context": 64},
@@ -57,6 +58,9 @@ VARIANTS = {
                           "histogram_bins": 48},
     "histogram_wide_32_fresh": {"encoder": "histogram", "hidden": 128, "context": 64,
                                 "histogram_bins": 32, "fresh": True},
+    "histogram_wide_32_fresh_cosine": {"encoder": "histogram", "hidden": 128, "context": 64,
+                                       "histogram_bins": 32, "fresh": True,
+                                       "lr_schedule": "cosine"},
 }
 
 
@@ -76,7 +80,8 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
             msigma: MSigmaConfig):
     changes = {**BASE, **VARIANTS[variant]}
     changes.pop("fresh", None)
-    train_changes = {k: changes.pop(k) for k in ("lr", "batch_size") if k in changes}
+    train_changes = {k: changes.pop(k) for k in ("lr", "batch_size", "lr_schedule")
+                     if k in changes}
     cls = registry.get("npe_deepsets")
     config = cls.configure(run_size.train_config(seed, device, progress), msigma)
     return replace(config, train=replace(config.train, **train_changes), **changes)

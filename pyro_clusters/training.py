@@ -1,13 +1,13 @@
 """The training loop shared by the neural estimators.
 
 The estimator supplies the model, a loss ``loss_fn(model, batch) -> scalar tensor`` and the
-batches; this module does the rest: Adam with the learning rate halved on validation plateaus,
-train/eval modes, a validation pass per epoch, early
-stopping that restores the best weights, a checkpoint per epoch that ``resume=True`` continues
-from (model, optimiser, epoch, best weights, history and the batch-shuffling generator), a
-progress bar with train/validation loss, and a guard against non-finite losses or gradients:
-such a step is skipped with a message, and too many in a row stop training with an error rather
-than silently training on NaN.
+batches; this module does the rest: Adam with the learning rate halved on validation plateaus
+(or annealed on a cosine, ``TrainConfig.lr_schedule``), train/eval modes, a validation pass per
+epoch, early stopping that restores the best weights, a checkpoint per epoch that
+``resume=True`` continues from (model, optimiser, epoch, best weights, history and the
+batch-shuffling generator), a progress bar with train/validation loss, and a guard against
+non-finite losses or gradients: such a step is skipped with a message, and too many in a row
+stop training with an error rather than silently training on NaN.
 
 Determinism: batch order comes from a numpy generator seeded by ``TrainConfig.seed``; weight
 initialisation is the estimator's business (it seeds torch inside ``torch.random.fork_rng`` so
@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["RunSize", "TrainConfig", "TrainResult", "train_model"]
+__all__ = ["LR_SCHEDULES", "RunSize", "TrainConfig", "TrainResult", "train_model"]
+
+#: learning-rate schedules of :class:`TrainConfig`
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,18 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation loss.
         min_delta: improvement smaller than this does not count.
         clip_grad_norm: gradient-norm clipping (None: off).
-        lr_decay_factor: multiply the learning rate by this when the validation loss has not
-            improved for ``lr_decay_patience`` epochs (``ReduceLROnPlateau``; 1 switches it off).
-        lr_decay_patience: epochs without improvement before the learning rate is reduced.
+        lr_schedule: ``"plateau"``: multiply the learning rate by ``lr_decay_factor`` when the
+            validation loss has not improved for ``lr_decay_patience`` epochs
+            (``ReduceLROnPlateau``); ``"cosine"``: anneal it from ``lr`` to ``min_lr`` over
+            ``max_epochs`` whatever the validation loss does (``CosineAnnealingLR``, one step
+            per epoch: epoch e trains at min_lr + (lr - min_lr) (1 + cos(pi e / max_epochs)) / 2;
+            Loshchilov & Hutter 2017, arXiv:1608.03983). Cosine suits training on fresh clusters
+            every epoch, where the loss is noisy but there is nothing to overfit; it assumes the
+            run goes on to ``max_epochs``, so early stopping or ``max_seconds`` cut it before
+            the learning rate is small.
+        lr_decay_factor: the plateau schedule's factor (1 switches it off).
+        lr_decay_patience: epochs without improvement before the plateau schedule reduces the
+            learning rate.
         min_lr: the learning rate is not reduced below this.
         max_bad_steps: consecutive non-finite steps tolerated before raising.
         max_seconds: wall-time budget; training stops after the epoch that exceeds it and
@@ -61,6 +73,7 @@ class TrainConfig:
     patience: int = 15
     min_delta: float = 1e-4
     clip_grad_norm: float | None = 5.0
+    lr_schedule: str = "plateau"
     lr_decay_factor: float = 0.5
     lr_decay_patience: int = 3
     min_lr: float = 1e-5
@@ -75,6 +88,11 @@ class TrainConfig:
             raise ValueError("lr, batch_size, max_epochs and patience must be positive")
         if not 0 < self.lr_decay_factor <= 1 or self.lr_decay_patience < 0:
             raise ValueError("lr_decay_factor must be in (0, 1] and lr_decay_patience >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not "
+                             f"{self.lr_schedule!r}")
+        if self.min_lr < 0 or (self.lr_schedule == "cosine" and self.min_lr > self.lr):
+            raise ValueError("min_lr must be >= 0 (and <= lr for the cosine schedule)")
 
 
 @dataclass(frozen=True)
@@ -163,9 +181,13 @@ def train_model(
     """
     t_start = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
-        threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
+    if config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.max_epochs,
+                                                           eta_min=config.min_lr)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+            threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
     rng = np.random.default_rng(config.seed)
     start_epoch, best_val, best_epoch, bad_epochs = 0, float("inf"), -1, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -223,7 +245,9 @@ def train_model(
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val,
                         "seconds": time.perf_counter() - t0, "skipped_steps": skipped,
                         "lr": opt.param_groups[0]["lr"]})
-        if np.isfinite(val) and config.lr_decay_factor < 1:
+        if config.lr_schedule == "cosine":
+            sched.step()
+        elif np.isfinite(val) and config.lr_decay_factor < 1:
             sched.step(val)
         if np.isfinite(val) and val < best_val - config.min_delta:
             best_val, best_epoch, bad_epochs = val, epoch, 0

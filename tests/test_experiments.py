@@ -1,11 +1,13 @@
 """Every experiment runs end to end at a tiny size."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from experiments import mocks
+from pyro_clusters.estimators import MSigmaConfig
 
 
 def test_mocks_report_end_to_end(tmp_path):
@@ -187,6 +189,12 @@ def test_ablation_experiment_end_to_end(tmp_path):
     assert metrics["max_epochs"] == 2 and t["deepsets"]["epochs"] <= 2
     report = (tmp_path / "report.md").read_text()
     assert "## Ablation" in report and "`cnn_kde_slice` (reference)" in report
+    run_size = ablation.SIZES["tiny"]
+    msigma = MSigmaConfig(z=0.117)
+    cosine = ablation._config("histogram_wide_32_fresh_cosine", run_size, 0, "cpu", False, msigma)
+    plateau = ablation._config("histogram_wide_32_fresh", run_size, 0, "cpu", False, msigma)
+    assert (cosine.train.lr_schedule, plateau.train.lr_schedule) == ("cosine", "plateau")
+    assert replace(cosine, train=plateau.train) == plateau  # the schedule is its only change
     with pytest.raises(SystemExit):
         ablation.main(["--size", "tiny", "--out", str(tmp_path / "x"), "--variants", "nope"])
 

@@ -108,6 +108,22 @@ def test_deepsets_gradients_reach_every_parameter(encoder):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
 
 
+def test_deepsets_context_term_computed_once_per_cluster_equals_the_concatenation():
+    """The first layer of each block adds the context per cluster, not per galaxy."""
+    torch.manual_seed(3)
+    enc = DeepSetsEncoder(3, 2, hidden=16, context=8, blocks=2).eval()
+    x, g = torch.randn(4, 25, 3), torch.randn(4, 2)
+    mask = torch.rand(4, 25) < 0.8
+    m = mask.unsqueeze(-1).float()
+    c, h = enc.c0(g), x * m
+    for phi, rho in zip(enc.phi, enc.rho, strict=True):  # the textbook form, concatenated
+        h = phi(torch.cat([h, c.unsqueeze(1).expand(-1, h.shape[1], -1)], -1)) * m
+        c = rho(torch.cat([h.sum(1) / m.sum(1).clamp_min(1.0), c], -1))
+    c_fast, h_fast = enc(x, mask, g)
+    torch.testing.assert_close(c_fast, c, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_fast, h, rtol=1e-5, atol=1e-6)
+
+
 def test_soft_histogram_is_a_normalised_density_of_the_galaxies():
     """With narrow kernels the soft histogram is the ordinary 2D histogram / (n dx dy)."""
     ranges = torch.tensor([[[0.0, 1.0], [0.0, 1.0]]])
@@ -209,6 +225,27 @@ def test_early_stopping_restores_the_best_weights():
     res = train_model(model, loss, lambda rng: ["train"], ["val"],
                       TrainConfig(max_epochs=6, patience=3, progress=False, lr=0.1))
     assert res.best_epoch == 1 and res.stopped_early and res.epochs == 5
+
+
+def test_cosine_schedule_anneals_to_min_lr_whatever_the_validation_loss():
+    model = torch.nn.Linear(1, 1)
+
+    def loss(m, batch):
+        return (m(torch.ones(1, 1)) - 5.0).pow(2).sum()
+
+    cfg = TrainConfig(max_epochs=5, patience=10, progress=False, lr=1e-2, min_lr=1e-4,
+                      lr_schedule="cosine")
+    res = train_model(model, loss, lambda rng: ["train"], ["val"], cfg)
+    lrs = [h["lr"] for h in res.history]
+    expected = [1e-4 + (1e-2 - 1e-4) * (1 + np.cos(np.pi * e / 5)) / 2 for e in range(5)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+    plateau = train_model(torch.nn.Linear(1, 1), loss, lambda rng: ["train"], ["val"],
+                          TrainConfig(max_epochs=5, patience=10, progress=False, lr=1e-2))
+    assert plateau.history[-1]["lr"] == 1e-2  # still improving: the plateau rule keeps it
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="min_lr"):
+        TrainConfig(lr=1e-5, min_lr=1e-4, lr_schedule="cosine")
 
 
 def test_resample_weighted_matches_the_analytic_posterior():

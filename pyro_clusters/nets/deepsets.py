@@ -32,6 +32,27 @@ def mlp(sizes: list[int], activation: type[nn.Module] = nn.SiLU) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+def _first_layer(linear: nn.Linear, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``linear(cat([h, c broadcast over galaxies], -1))`` without building the concatenation.
+
+    The context part of the product is the same for every galaxy of a cluster, so it is
+    computed once per cluster: (B, N, H) @ W_h + ((B, C) @ W_c + b)[:, None] -- the same
+    numbers as the concatenated product (to rounding) for about H / (H + C) of its cost.
+
+    Args:
+        linear: the layer, with ``in_features = H + C``.
+        h: (B, N, H) per-galaxy inputs.
+        c: (B, C) per-cluster context.
+
+    Returns:
+        (B, N, out_features).
+    """
+    width = h.shape[-1]
+    w = linear.weight
+    return (torch.nn.functional.linear(h, w[:, :width])
+            + torch.nn.functional.linear(c, w[:, width:], linear.bias).unsqueeze(1))
+
+
 def cluster_units(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """Columns of x (B, N, K) centred on, and divided by, each cluster's own mean and std.
 
@@ -102,7 +123,7 @@ class DeepSetsEncoder(nn.Module):
         c = self.c0(g)
         h = x * m
         for phi, rho in zip(self.phi, self.rho, strict=True):
-            h = phi(torch.cat([h, c.unsqueeze(1).expand(-1, h.shape[1], -1)], dim=-1)) * m
+            h = phi[1:](_first_layer(phi[0], h, c)) * m
             pooled = h.sum(dim=1) / count
             c = rho(torch.cat([pooled, c], dim=-1))
         return c, h
