@@ -50,10 +50,11 @@ class TrainConfig:
             (``ReduceLROnPlateau``); ``"cosine"``: anneal it from ``lr`` to ``min_lr`` over
             ``max_epochs`` whatever the validation loss does (``CosineAnnealingLR``, one step
             per epoch: epoch e trains at min_lr + (lr - min_lr) (1 + cos(pi e / max_epochs)) / 2;
-            Loshchilov & Hutter 2017, arXiv:1608.03983). Cosine suits training on fresh clusters
-            every epoch, where the loss is noisy but there is nothing to overfit; it assumes the
-            run goes on to ``max_epochs``, so early stopping or ``max_seconds`` cut it before
-            the learning rate is small.
+            Loshchilov & Hutter 2017, arXiv:1608.03983); meant for training on fresh clusters
+            every epoch, where the loss is noisy but there is nothing to overfit (the ablation
+            in docs/estimators.md compares the two). It assumes the run goes on to
+            ``max_epochs``: early stopping or ``max_seconds`` cut it before the learning rate
+            is small.
         lr_decay_factor: the plateau schedule's factor (1 switches it off).
         lr_decay_patience: epochs without improvement before the plateau schedule reduces the
             learning rate.
