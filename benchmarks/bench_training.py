@@ -1,7 +1,7 @@
 """Where one epoch of amortised-bundle training spends its time, on any device.
 
     python benchmarks/bench_training.py [--device cuda] [--clusters 20000] [--workers 1]
-        [--batch-size 32] [--out FILE.json]
+        [--batch-size 32] [--precision bfloat16] [--out FILE.json]
 
 A training epoch with fresh clusters (``python -m experiments.amortised --fresh``) does, in
 order: simulate the epoch's clusters over the observing conditions, annotate them with the
@@ -30,7 +30,7 @@ from pyro_clusters.estimators.base import Splits
 from pyro_clusters.realfield.bundle import AMORTISED_GLOBALS, AMORTISED_NPE_GLOBALS
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
-from pyro_clusters.training import TrainConfig
+from pyro_clusters.training import PRECISIONS, TrainConfig
 
 
 def _timed(fn, device: str):
@@ -49,7 +49,9 @@ def _steps(est, batches: list) -> None:
     est.model.train()
     for batch in batches:
         opt.zero_grad(set_to_none=True)
-        est._loss(est.model, batch).backward()
+        with est.config.train.autocast():  # TrainConfig.precision
+            loss = est._loss(est.model, batch)
+        loss.backward()
         opt.step()
     est.model.eval()
 
@@ -72,6 +74,8 @@ def main() -> None:
     p.add_argument("--clusters", type=int, default=20000)
     p.add_argument("--workers", type=int, default=1, help="simulation processes")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="arithmetic of the optimiser steps (TrainConfig.precision)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
@@ -81,7 +85,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     small = [simulate_conditions(n, prior, config, conditions, rng) for n in (400, 100)]
     tcfg = TrainConfig(batch_size=args.batch_size, max_epochs=1, patience=1, device=dev,
-                       progress=False, seed=args.seed)
+                       progress=False, seed=args.seed, precision=args.precision)
     clf = registry.build("deepsets_membership", replace(
         registry.get("deepsets_membership").configure(tcfg), extra_globals=AMORTISED_GLOBALS))
     clf.fit(Splits(small[0], small[1], None))
@@ -99,6 +103,7 @@ def main() -> None:
         args.clusters, prior, config, conditions, rng, args.workers), dev)
     n = len(clusters)
     res = {"device": dev, "torch_threads": torch.get_num_threads(), "clusters": n,
+           "precision": args.precision,
            "workers": args.workers, "batch_size": args.batch_size,
            "mean_galaxies": float(clusters.n_gal.mean()), "simulate_s": t_sim,
            "classifier": stages(clf, clusters, args.batch_size, dev)}
@@ -110,7 +115,8 @@ def main() -> None:
         s.update(epoch_s=total, clusters_per_s=n / total,
                  off_device_share=1.0 - s["steps_s"] / total)
     print(f"{n} clusters ({res['mean_galaxies']:.0f} galaxies on average), device {dev}, "
-          f"{res['torch_threads']} torch threads, {args.workers} simulation workers")
+          f"{res['torch_threads']} torch threads, {args.workers} simulation workers, "
+          f"{args.precision} steps")
     print(f"simulate {t_sim:.2f} s; annotate {res['annotate_s']:.2f} s")
     for net in ("classifier", "npe"):
         s = res[net]

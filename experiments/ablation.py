@@ -38,10 +38,10 @@ from pyro_clusters.training import RunSize
 __all__ = ["BASE", "SIZES", "VARIANTS", "main", "run"]
 
 #: the first design; every variant is this plus its changes (and "lr" / "batch_size" /
-#: "lr_schedule" of its TrainConfig), so that a variant means the same network whatever the
-#: defaults become
+#: "lr_schedule" / "precision" of its TrainConfig), so that a variant means the same network
+#: whatever the defaults become
 BASE = {"encoder": "deepsets", "hidden": 64, "context": 32, "histogram_bins": 16,
-        "cluster_units": False, "lr_schedule": "plateau"}
+        "cluster_units": False, "lr_schedule": "plateau", "precision": "float32"}
 VARIANTS = {
     "deepsets": {},
     "deepsets_wide": {"hidden": 128, "context": 64},
@@ -61,6 +61,9 @@ VARIANTS = {
     "histogram_wide_32_fresh_cosine": {"encoder": "histogram", "hidden": 128, "context": 64,
                                        "histogram_bins": 32, "fresh": True,
                                        "lr_schedule": "cosine"},
+    "histogram_wide_32_fresh_bf16": {"encoder": "histogram", "hidden": 128, "context": 64,
+                                     "histogram_bins": 32, "fresh": True,
+                                     "precision": "bfloat16"},
 }
 
 
@@ -80,7 +83,7 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
             msigma: MSigmaConfig):
     changes = {**BASE, **VARIANTS[variant]}
     changes.pop("fresh", None)
-    train_changes = {k: changes.pop(k) for k in ("lr", "batch_size", "lr_schedule")
+    train_changes = {k: changes.pop(k) for k in ("lr", "batch_size", "lr_schedule", "precision")
                      if k in changes}
     cls = registry.get("npe_deepsets")
     config = cls.configure(run_size.train_config(seed, device, progress), msigma)

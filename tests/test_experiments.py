@@ -195,6 +195,10 @@ def test_ablation_experiment_end_to_end(tmp_path):
     plateau = ablation._config("histogram_wide_32_fresh", run_size, 0, "cpu", False, msigma)
     assert (cosine.train.lr_schedule, plateau.train.lr_schedule) == ("cosine", "plateau")
     assert replace(cosine, train=plateau.train) == plateau  # the schedule is its only change
+    bf16 = ablation._config("histogram_wide_32_fresh_bf16", run_size, 0, "cpu", False, msigma)
+    assert (bf16.train.precision, plateau.train.precision) == ("bfloat16", "float32")
+    assert replace(bf16, train=plateau.train) == plateau
+    assert replace(bf16.train, precision="float32") == plateau.train
     with pytest.raises(SystemExit):
         ablation.main(["--size", "tiny", "--out", str(tmp_path / "x"), "--variants", "nope"])
 

@@ -139,6 +139,32 @@ def test_soft_histogram_is_a_normalised_density_of_the_galaxies():
     torch.testing.assert_close(img / peak, expect, atol=1e-3, rtol=1e-3)
 
 
+def test_soft_histogram_is_the_kernel_sum_of_its_formula_with_its_gradients():
+    """H[j, k] = (1/n) sum_i N(r_i; a_j, w_r) N(v_i; b_k, w_v) over real galaxies, grads too."""
+    torch.manual_seed(0)
+    hist = SoftHistogram(bins=9, channels=2).double()
+    with torch.no_grad():
+        hist.log_width.copy_(torch.log(torch.tensor([[0.4, 0.9], [1.3, 0.6]])))
+    coords = torch.randn(3, 2, 7, 2, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6], dtype=torch.bool)
+    img = hist(coords, mask)
+
+    w = torch.exp(hist.log_width)  # the textbook form, galaxy by galaxy
+    ref = []
+    for b in range(3):
+        x = coords[b][:, mask[b]]  # (C, n, 2)
+        gauss = [torch.exp(-0.5 * ((x[..., a, None] - hist.grid[:, None, a]) / w[:, None, a, None])
+                           ** 2) / (w[:, None, a, None] * np.sqrt(2 * np.pi)) for a in (0, 1)]
+        ref.append(torch.einsum("cnj,cnk->cjk", *gauss) / x.shape[1])
+    ref = torch.stack(ref)
+    torch.testing.assert_close(img, ref)
+    weights = torch.randn_like(img)
+    got = torch.autograd.grad((img * weights).sum(), [coords, hist.log_width])
+    want = torch.autograd.grad((ref * weights).sum(), [coords, hist.log_width])
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r)
+
+
 @pytest.fixture(scope="module")
 def small_sets(simulated):
     # a narrow mass range and small sets keep the test fast
@@ -246,6 +272,27 @@ def test_cosine_schedule_anneals_to_min_lr_whatever_the_validation_loss():
         TrainConfig(lr_schedule="step")
     with pytest.raises(ValueError, match="min_lr"):
         TrainConfig(lr=1e-5, min_lr=1e-4, lr_schedule="cosine")
+
+
+def test_bfloat16_training_runs_the_encoder_in_bfloat16_and_the_density_in_float32(small_sets):
+    train, val, _ = small_sets
+    cfg = tiny_config(max_epochs=1, precision="bfloat16")
+    est = NPEDeepSets(cfg).fit(train, val)
+    assert all(p.dtype == torch.float32 for p in est.model.parameters())
+    assert np.isfinite(est.result.history[0]["train_loss"])
+    batch = next(iter(est._batches(val, est._inputs(val), est._targets(val), 64, None)))
+    with torch.no_grad():
+        full = est._loss(est.model, batch)
+        with cfg.train.autocast():
+            assert est.model.embed(batch.x, batch.mask, batch.g).dtype == torch.bfloat16
+            mixed = est._loss(est.model, batch)
+    assert mixed.dtype == torch.float32
+    # bfloat16 keeps 8 significant bits in the encoder's products: the loss moves, a little
+    assert float(mixed) == pytest.approx(float(full), rel=0.05, abs=0.02)
+    with torch.no_grad(), TrainConfig().autocast():  # the default: float32 throughout
+        assert est.model.embed(batch.x, batch.mask, batch.g).dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="float16")
 
 
 def test_resample_weighted_matches_the_analytic_posterior():

@@ -165,7 +165,11 @@ class NPEDeepSets(SetNetwork, Estimator):
         return targets[index]
 
     def _loss(self, model: ResidualFlow, batch: SetBatch) -> torch.Tensor:
-        return -model.flow.log_prob(batch.y, model.embed(batch.x, batch.mask, batch.g)).mean()
+        context = model.embed(batch.x, batch.mask, batch.g)
+        # the density is float32 even in mixed-precision training (TrainConfig.precision):
+        # the encoder carries the cost, the spline's log-Jacobian wants the digits
+        with torch.autocast(context.device.type, enabled=False):
+            return -model.flow.log_prob(batch.y, context.float()).mean()
 
     # -- estimator contract ---------------------------------------------------------------
     @torch.no_grad()

@@ -84,12 +84,15 @@ class SoftHistogram(nn.Module):
         """Histograms (B, C, bins, bins) of coords (B, C, N, 2) over valid galaxies (B, N)."""
         w = torch.exp(self.log_width)  # (C, 2)
         m = mask.to(coords.dtype)[:, None, :, None]  # (B, 1, N, 1)
-        d = coords[..., None] - self.grid[None, :, None]  # (B, C, N, 2, bins)
-        k = torch.exp(-0.5 * (d / w[None, :, None, :, None]) ** 2)
-        k = k / (w[None, :, None, :, None] * math.sqrt(2 * math.pi))
+        # distances in kernel widths: scale the (small) coordinates and grid, not their
+        # (B, C, N, 2, bins) differences; the kernels' normalisation 1 / (2 pi w_R w_v) is one
+        # number per channel, applied to the (bins, bins) image
+        d = (coords / w[:, None])[..., None] - (self.grid / w[..., None])[None, :, None]
+        k = torch.exp(-0.5 * d.square())  # (B, C, N, 2, bins)
         kr, kv = k[..., 0, :] * m, k[..., 1, :]  # (B, C, N, bins)
         count = mask.to(coords.dtype).sum(1).clamp_min(1.0)[:, None, None, None]
-        return kr.transpose(-1, -2) @ kv / count  # (B, C, bins, bins)
+        norm = 1.0 / (2 * math.pi * w.prod(-1))[None, :, None, None]  # (1, C, 1, 1)
+        return kr.transpose(-1, -2) @ kv * (norm / count)  # (B, C, bins, bins)
 
 
 class HistogramSetEncoder(nn.Module):
