@@ -1,6 +1,7 @@
 """How close the NPE comes to the exact posterior: ``python -m experiments.information_limit``.
 
-``[--quick] [--out DIR] [--jobs N] [--idealized-model DIR] [--fresh] [--max-epochs N]``
+``[--quick] [--out DIR] [--jobs N] [--idealized-model DIR] [--fresh] [--max-epochs N]
+[--exact-from DIR]``
 
 On the spherical simulator (:meth:`SimulatorConfig.spherical`) the likelihood of the observed
 galaxies is known, so ``jeans_exact`` (Pyro NUTS on it) is the best posterior the data allow.
@@ -30,10 +31,18 @@ DIR/figures/, DIR/per_cluster.csv, DIR/sbc/ and DIR/misspecified/ (their own rep
 With ``--fresh`` both NPEs train on new clusters of their simulator every epoch (the
 training set still fixes the standardisation); the test, SBC and misspecified clusters are the
 same as without it.
+
+NUTS is the slow part (about 10 s per cluster on one core). To judge a new NPE -- another
+encoder, more epochs -- against the exact posteriors an earlier run computed,
+``--exact-from EARLIER_DIR`` (same ``--seed`` and ``--size``, so the same test clusters;
+checked) trains only the NPE of step 1 and reads ``jeans_exact``'s posteriors and NUTS
+diagnostics from EARLIER_DIR; steps 2 and 3 do not involve it and are not run again: the report
+carries EARLIER_DIR's results of them, marked as such.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -45,9 +54,10 @@ from experiments.common import experiment_parser, fresh_clusters, posterior_of
 from pyro_clusters.data.splits import read_datasets
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
+from pyro_clusters.diagnostics.posterior import load_posterior
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
-from pyro_clusters.estimators.jeans_exact import JeansExactConfig
+from pyro_clusters.estimators.jeans_exact import JeansExactConfig, NutsDiagnostics
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import RunSize
 
@@ -113,6 +123,43 @@ def _train_npe(train, val, run_size: LimitSize, seed, device, progress, models: 
     return npe
 
 
+def _null_to_nan(value):
+    """metrics.json as written (NaN stored as null) with NaN back where null stands."""
+    if isinstance(value, dict):
+        return {k: _null_to_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_null_to_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
+def _earlier_exact(path: Path, test, seed: int, size: str):
+    """``jeans_exact`` on ``test`` as an earlier run in ``path`` computed it.
+
+    Returns (posterior, NUTS diagnostics, that run's metrics).
+
+    Raises:
+        SystemExit: ``path`` is not a finished run, or its test clusters are not ``test``.
+    """
+    files = [path / f for f in ("metrics.json", "posterior_jeans_exact.nc", "per_cluster.csv")]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(f"error: --exact-from {path}: no finished information_limit run "
+                         f"there (missing {', '.join(missing)})")
+    earlier = _null_to_nan(json.loads(files[0].read_text()))
+    post = load_posterior(files[1])
+    if (earlier.get("seed"), earlier.get("size")) != (seed, size) or not np.array_equal(
+            post.truth, test.log_m):
+        raise SystemExit(f"error: --exact-from {path}: that run had seed {earlier.get('seed')}"
+                         f" and size {earlier.get('size')!r}, other test clusters than this "
+                         f"one (seed {seed}, size {size!r}); use the same --seed and --size")
+    table = np.genfromtxt(files[2], delimiter=",", names=True)
+    diag = NutsDiagnostics(rhat=table["rhat"], ess_bulk=table["ess_bulk"],
+                           divergences=table["divergences"].astype(np.int64),
+                           seconds=table["nuts_seconds"])
+    post.attrs["infer_ms_per_cluster"] = 1e3 * float(np.mean(diag.seconds))
+    return post, diag, earlier
+
+
 def _ks_threshold(n: int) -> float:
     """95 % point of the one-sample Kolmogorov-Smirnov statistic, ~1.36 / sqrt(n)."""
     from scipy.stats import kstwo
@@ -123,12 +170,14 @@ def _ks_threshold(n: int) -> float:
 def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: int,
         idealized_model: Path | None = None, data_path: Path | None = None,
         reuse: bool = False, max_seconds: float | None = None, fresh: bool = False,
-        max_epochs: int | None = None) -> dict:
+        max_epochs: int | None = None, exact_from: Path | None = None) -> dict:
     """Run the experiment; returns the metrics written.
 
     ``max_seconds`` is a wall-clock budget of training (None: epochs and patience only);
     ``fresh`` trains the NPEs on new clusters every epoch (:func:`fresh_clusters`);
-    ``max_epochs`` replaces the run size's epoch limit.
+    ``max_epochs`` replaces the run size's epoch limit; ``exact_from``: an earlier run's
+    directory whose exact posteriors (and SBC and misspecified results) are reused
+    (:func:`_earlier_exact`).
     """
     run_size = replace(SIZES[size], max_seconds=max_seconds)
     if max_epochs is not None:
@@ -162,7 +211,10 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     jeans = registry.get("jeans_exact")(jcfg, model=sph)
     jeans.save(models / "jeans_exact")
     npe_post = posterior_of(npe, test, 1000, rng, npe.train_seconds)
-    jeans_post, nuts_test = _jeans_posterior(jeans, test, rng, "jeans_exact")
+    if exact_from is None:
+        jeans_post, nuts_test = _jeans_posterior(jeans, test, rng, "jeans_exact")
+    else:
+        jeans_post, nuts_test, earlier = _earlier_exact(exact_from, test, seed, size)
     limit = compare_posteriors(npe_post.samples, jeans_post.samples, test.log_m)
     by_bin = _std_ratio_by_mass(npe_post.samples, jeans_post.samples, test.log_m)
     limit.update({
@@ -177,6 +229,28 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         "by_mass_bin": by_bin,
     })
     _write_per_cluster(out / "per_cluster.csv", test, npe_post, jeans_post, nuts_test)
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    _plot_pairs(figs / "posterior_pairs.png", test, npe_post, jeans_post)
+    _plot_std_ratio(figs / "std_ratio_vs_mass.png", test, npe_post, jeans_post)
+    top = {
+        "n_train": len(train), "n_val": len(val), "size": size, "fresh_training": fresh,
+        "max_epochs": run_size.max_epochs,
+        "config": {"simulator": sph.to_dict(), "npe": asdict(npe.config),
+                   "jeans_exact": asdict(jcfg)},
+        "simulation_seconds": sim_seconds,
+        "training": npe.result.to_dict() if npe.result else "reused",
+        "information_limit": limit,
+    }
+    if exact_from is not None:  # steps 2 and 3 do not involve this run's NPE
+        reused = {"reused_from": str(exact_from)}
+        top.update(nuts={**earlier["nuts"], **reused}, sbc={**earlier["sbc"], **reused},
+                   misspecified={**earlier["misspecified"], **reused})
+        return write_report(out, [npe_post, jeans_post], seed=seed, top_level=top,
+                            title=f"Information limit: NPE vs the exact posterior ({size} "
+                                  f"size; exact posteriors from {exact_from})",
+                            extra_sections=_report_sections(limit, top["nuts"], top["sbc"],
+                                                            top["misspecified"], exact_from))
 
     # 2. SBC of the complete exact posterior on its own prior.
     full_post = registry.get("jeans_exact")(
@@ -237,24 +311,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
                    "npe_model": str(idealized_model) if idealized_model else "trained here",
                    "data": str(data_path) if data_path else "simulator"}
 
-    figs = out / "figures"
-    figs.mkdir(exist_ok=True)
-    _plot_pairs(figs / "posterior_pairs.png", test, npe_post, jeans_post)
-    _plot_std_ratio(figs / "std_ratio_vs_mass.png", test, npe_post, jeans_post)
     _plot_misspecified(figs / "misspecified_residuals.png", mis, mis_posts)
-
-    top = {
-        "n_train": len(train), "n_val": len(val), "size": size, "fresh_training": fresh,
-        "max_epochs": run_size.max_epochs,
-        "config": {"simulator": sph.to_dict(), "npe": asdict(npe.config),
-                   "jeans_exact": asdict(jcfg)},
-        "simulation_seconds": sim_seconds,
-        "training": npe.result.to_dict() if npe.result else "reused",
-        "information_limit": limit,
-        "nuts": nuts_test.summary(),
-        "sbc": sbc_section,
-        "misspecified": mis_section,
-    }
+    top.update(nuts=nuts_test.summary(), sbc=sbc_section, misspecified=mis_section)
     return write_report(out, [npe_post, jeans_post], seed=seed, top_level=top,
                         title=f"Information limit: NPE vs the exact posterior ({size} size)",
                         extra_sections=_report_sections(limit, nuts_test.summary(),
@@ -403,8 +461,17 @@ def _plot_misspecified(path: Path, clusters, posts) -> None:
     plt.close(fig)
 
 
-def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict) -> list[str]:
+def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict,
+                     earlier: Path | None = None) -> list[str]:
+    """Markdown of the information limit, NUTS, SBC and misspecified results.
+
+    ``earlier``: the run the NUTS, SBC and misspecified results come from (``--exact-from``);
+    their sections say so and link to its files.
+    """
     f = lambda x: f"{x:.3f}"  # noqa: E731
+    there = "" if earlier is None else f"{earlier.as_posix()}/"
+    from_earlier = ("" if earlier is None else
+                    f" (from the earlier run in `{there}`: not run again)")
     lines = ["", "## Information limit (spherical simulator, same test clusters)", "",
              "`jeans_exact` uses richness `ancillary` (no P(N | M) term), matching the "
              "mean-pooling NPE that never sees the galaxy count.", "",
@@ -433,23 +500,25 @@ def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict) -> list[str]
                      f"{f(r['std_npe_mean'])} | {f(r['std_ratio_mean'])} |")
     lines += ["", "![posterior pairs](figures/posterior_pairs.png)", "",
               "![sd ratio](figures/std_ratio_vs_mass.png)", "",
-              "## NUTS diagnostics (every test cluster)", "",
+              f"## NUTS diagnostics (every test cluster){from_earlier}", "",
               f"r-hat max {nuts['rhat_max']:.3f} ({nuts['n_rhat_above_threshold']} clusters "
               f"above {nuts['rhat_threshold']}), bulk ESS min {nuts['ess_bulk_min']:.0f} "
               f"(median {nuts['ess_bulk_median']:.0f}), divergences {nuts['divergences_total']} "
               f"in {nuts['n_clusters_with_divergences']} clusters; "
               f"{nuts['seconds_per_cluster_mean']:.1f} s per cluster on one core (mean).", "",
-              "## Is the yardstick right? SBC of the complete exact posterior", "",
+              f"## Is the yardstick right? SBC of the complete exact posterior{from_earlier}",
+              "",
               f"{sbc['n_clusters']} clusters from the flat prior {sbc['prior_range']}, richness "
               f"`poisson`: HPD max |ECP − α| = {f(sbc['hpd_max_abs_dev'])}, TARP max dev "
               f"{f(sbc['tarp_max_abs_dev'])} (KS p = {sbc['tarp_ks_pvalue']:.2f}); the 95 % "
               f"Monte-Carlo band for {sbc['n_clusters']} clusters is {f(sbc['ks_95_threshold'])}"
               f" → {'within' if sbc['within_monte_carlo_error'] else 'OUTSIDE'} Monte-Carlo "
               f"error. NUTS: r-hat max {sbc['nuts']['rhat_max']:.3f}, divergences "
-              f"{sbc['nuts']['divergences_total']}. Details: [sbc/report.md](sbc/report.md).", "",
+              f"{sbc['nuts']['divergences_total']}. Details: "
+              f"[sbc/report.md]({there}sbc/report.md).", "",
               "## Misspecified: jeans_exact on "
               + ("the full idealized simulator" if mis["data"] == "simulator"
-                 else f"catalogue mocks ({mis['data']})"), "",
+                 else f"catalogue mocks ({mis['data']})") + from_earlier, "",
               "| subset | n | NPE σ_ε | NPE bias | jeans_exact σ_ε | jeans_exact bias |",
               "|---|---|---|---|---|---|"]
     for name, row in mis["by_subset"].items():
@@ -462,8 +531,8 @@ def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict) -> list[str]
               f"(R ≥ 3 R200c at log M = 15.5: far merger or group members) dropped: "
               f"{mis['nuts'].get('galaxies_dropped_total', 0)} in "
               f"{mis['nuts'].get('n_clusters_with_dropped', 0)} clusters. "
-              "Details: [misspecified/report.md](misspecified/report.md).",
-              "", "![misspecified](figures/misspecified_residuals.png)"]
+              f"Details: [misspecified/report.md]({there}misspecified/report.md).",
+              "", f"![misspecified]({there}figures/misspecified_residuals.png)"]
     return lines
 
 
@@ -478,11 +547,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idealized-model", type=Path, default=None,
                    help="an NPE trained on the full idealized simulator (npe_deepsets model "
                         "directory) for the misspecified comparison; trained here if absent")
+    p.add_argument("--exact-from", type=Path, default=None, metavar="DIR",
+                   help="read jeans_exact's posteriors from an earlier run in DIR (same "
+                        "--seed and --size) instead of running NUTS again; train and judge "
+                        "only the NPE (SBC and misspecified results are DIR's)")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.jobs,
             args.idealized_model, args.data, args.reuse_models, args.max_seconds, args.fresh,
-            args.max_epochs)
+            args.max_epochs, args.exact_from)
     for name in ("npe_deepsets", "jeans_exact"):
         print(summary_line(name, m[name]))
     lim, sbc = m["information_limit"], m["sbc"]

@@ -163,6 +163,28 @@ def test_information_limit_experiment_end_to_end(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "Information limit" in report and "SBC" in report
 
+    # a second NPE judged against the first run's exact posteriors, without NUTS
+    again = tmp_path / "again"
+    assert information_limit.main(["--size", "tiny", "--out", str(again), "--seed", "3",
+                                   "--no-progress", "--max-epochs", "2",
+                                   "--exact-from", str(tmp_path)]) == 0
+    m2 = json.loads((again / "metrics.json").read_text())
+    assert len(m2["training"]["history"]) == 2  # its own NPE
+    assert m2["jeans_exact"]["scatter_dex"] == metrics["jeans_exact"]["scatter_dex"]
+    for key in ("nuts", "sbc", "misspecified"):
+        assert m2[key]["reused_from"] == str(tmp_path)
+    assert m2["information_limit"]["sigma_eps_b"] == lim["sigma_eps_b"]
+    assert m2["information_limit"]["jeans_exact_s_per_cluster"] == pytest.approx(
+        lim["jeans_exact_s_per_cluster"])
+    assert not (again / "sbc").exists() and (again / "figures" / "posterior_pairs.png").is_file()
+    assert "not run again" in (again / "report.md").read_text()
+    with pytest.raises(SystemExit, match="same --seed"):
+        information_limit.main(["--size", "tiny", "--out", str(tmp_path / "other"), "--seed",
+                                "4", "--no-progress", "--exact-from", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no finished"):
+        information_limit.main(["--size", "tiny", "--out", str(tmp_path / "none"),
+                                "--no-progress", "--exact-from", str(tmp_path / "nowhere")])
+
 
 def test_information_limit_refuses_fresh_catalogue_training(tmp_path):
     from experiments import information_limit
