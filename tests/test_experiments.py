@@ -209,8 +209,13 @@ def test_ablation_experiment_end_to_end(tmp_path):
     t = metrics["training"]
     assert t["deepsets"]["parameters"] < t["histogram_wide_32_fresh"]["parameters"]
     assert metrics["max_epochs"] == 2 and t["deepsets"]["epochs"] <= 2
+    drift = metrics["subsampling_drift"]
+    assert set(drift) == {"deepsets", "histogram_wide_32_fresh", "cnn_kde_slice"}
+    for d in drift.values():  # removing galaxies moves a median by far less than 1 dex
+        assert d["rates"] == [0.5, 0.7] and np.all(np.abs(d["mean_dex"]) < 1.0)
     report = (tmp_path / "report.md").read_text()
     assert "## Ablation" in report and "`cnn_kde_slice` (reference)" in report
+    assert "drift ε(0.5)" in report
     run_size = ablation.SIZES["tiny"]
     msigma = MSigmaConfig(z=0.117)
     cosine = ablation._config("histogram_wide_32_fresh_cosine", run_size, 0, "cpu", False, msigma)
