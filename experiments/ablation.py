@@ -6,7 +6,9 @@ and the by-mass-bin table on the HMF test set, HPD and TARP coverage on the flat
 training epochs and time. Every variant sees the raw phase space of its setup (no classifier
 probabilities) and the M-sigma baseline with its mass cut chosen on validation, as in
 ``experiments.compare``. A ``_fresh`` variant trains on newly simulated clusters every
-epoch (as many as the training set; the training set still fixes the standardisation). Runs
+epoch (as many as the training set; the training set still fixes the standardisation); a
+``_depth`` variant draws those clusters' survey depth per chunk from :data:`DEPTH_NUISANCE`
+(a nuisance richness normalisation; see Richness below). Runs
 stop by epochs and patience only (no wall-clock budget), so a
 seed reproduces a run. Writes DIR/metrics.json, DIR/report.md (the ablation table),
 DIR/figures/ and DIR/flat_test/.
@@ -47,6 +49,11 @@ from pyro_clusters.training import RunSize
 
 __all__ = ["BASE", "SIZES", "VARIANTS", "main", "run"]
 
+#: survey depths, log10(M* / h^-1 Msun), of the ``_depth`` variant's fresh training clusters:
+#: +-0.5 dex about the default 9.5, about a factor 2 in richness either way at fixed mass
+#: (pyro_clusters.simulator.depth), so that the count is no longer a clean mass proxy; the
+#: validation and test clusters keep the default depth
+DEPTH_NUISANCE = (9.0, 10.0)
 #: the first design; every variant is this plus its changes (and "lr" / "batch_size" /
 #: "lr_schedule" / "precision" of its TrainConfig), so that a variant means the same network
 #: whatever the defaults become
@@ -74,6 +81,9 @@ VARIANTS = {
     "histogram_wide_32_fresh_bf16": {"encoder": "histogram", "hidden": 128, "context": 64,
                                      "histogram_bins": 32, "fresh": True,
                                      "precision": "bfloat16"},
+    "histogram_wide_32_fresh_depth": {"encoder": "histogram", "hidden": 128, "context": 64,
+                                      "histogram_bins": 32, "fresh": True,
+                                      "fresh_depth": DEPTH_NUISANCE},
 }
 
 
@@ -101,6 +111,7 @@ def _config(variant: str, run_size: AblationSize, seed: int, device: str, progre
             msigma: MSigmaConfig):
     changes = {**BASE, **VARIANTS[variant]}
     changes.pop("fresh", None)
+    changes.pop("fresh_depth", None)
     train_changes = {k: changes.pop(k) for k in ("lr", "batch_size", "lr_schedule", "precision")
                      if k in changes}
     cls = registry.get("npe_deepsets")
@@ -139,8 +150,9 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         else:
             est = registry.build("npe_deepsets", _config(name, run_size, seed, device,
                                                          progress, msigma))
-        fresh = (fresh_clusters(sim, len(data.train))
-                 if VARIANTS.get(name, {}).get("fresh") and data_path is None else None)
+        spec = VARIANTS.get(name, {})
+        fresh = (fresh_clusters(sim, len(data.train), depth_range=spec.get("fresh_depth"))
+                 if spec.get("fresh") and data_path is None else None)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not yet fully converged.*")
             est.fit(Splits(data.train, data.val, calibration, fresh))

@@ -22,6 +22,7 @@ from pyro_clusters.simulator import (
     SimulatorConfig,
     simulate_selected,
 )
+from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 
 __all__ = ["DataSets", "experiment_parser", "flat_table", "fresh_clusters", "get_sets",
@@ -187,8 +188,14 @@ def robustness_markdown(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def fresh_clusters(config: SimulatorConfig, n: int, data: Path | None = None):
+def fresh_clusters(config: SimulatorConfig, n: int, data: Path | None = None,
+                   depth_range: tuple[float, float] | None = None):
     """``Splits.fresh`` for a run: ``n`` new flat-prior clusters of ``config`` per epoch.
+
+    ``depth_range``: survey depth, log10(M* / h^-1 Msun), drawn per chunk of clusters
+    uniformly in this range (:func:`~pyro_clusters.simulator.conditions.simulate_conditions`,
+    redshift and redshift errors those of ``config``) instead of ``config``'s: the
+    richness-mass normalisation becomes a nuisance the network cannot read the mass from.
 
     Raises:
         SystemExit: with ``data`` (catalogue sets): fresh clusters need the simulator.
@@ -197,9 +204,17 @@ def fresh_clusters(config: SimulatorConfig, n: int, data: Path | None = None):
         raise SystemExit("error: --fresh simulates new training clusters every epoch; it "
                          "cannot be combined with --data")
     prior = FlatLogMassPrior()
+    if depth_range is not None:
+        error = config.observation.velocity_error_kms
+        conditions = ObservingConditions(z_range=(config.z, config.z),
+                                         log_mstar_range=tuple(depth_range),
+                                         velocity_error_range=(error, error))
 
-    def fresh(rng: np.random.Generator) -> ClusterSet:
-        return simulate_selected(n, prior, config, rng)[0]
+        def fresh(rng: np.random.Generator) -> ClusterSet:
+            return simulate_conditions(n, prior, config, conditions, rng)
+    else:
+        def fresh(rng: np.random.Generator) -> ClusterSet:
+            return simulate_selected(n, prior, config, rng)[0]
 
     return fresh
 
