@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from experiments import mocks
+from pyro_clusters.defaults import setup_of
 from pyro_clusters.estimators import MSigmaConfig
+from pyro_clusters.simulator import SimulatorConfig
 
 
 def test_mocks_report_end_to_end(tmp_path):
@@ -196,6 +198,21 @@ def test_information_limit_refuses_fresh_catalogue_training(tmp_path):
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
+def test_fresh_clusters_with_a_depth_nuisance_draw_the_depth_and_keep_the_rest():
+    from experiments.common import fresh_clusters
+
+    config = SimulatorConfig(setup="idealized")
+    fresh = fresh_clusters(config, 96, depth_range=(9.0, 10.0))
+    a, b = fresh(np.random.default_rng(0)), fresh(np.random.default_rng(0))
+    depth = np.asarray(a.clusters["log_mstar_min"])
+    assert len(a) == 96 and np.array_equal(depth, b.clusters["log_mstar_min"])  # seeded
+    assert depth.min() >= 9.0 and depth.max() <= 10.0 and np.unique(depth).size == 3  # 3 chunks
+    np.testing.assert_allclose(a.clusters["z"], config.z)
+    assert a.attrs["setup"] == "idealized" and setup_of(a.attrs)["z"] == config.z
+    plain = fresh_clusters(config, 50)(np.random.default_rng(0))
+    assert "log_mstar_min" not in plain.clusters
+
+
 def test_ablation_experiment_end_to_end(tmp_path):
     from experiments import ablation
 
@@ -222,6 +239,8 @@ def test_ablation_experiment_end_to_end(tmp_path):
     plateau = ablation._config("histogram_wide_32_fresh", run_size, 0, "cpu", False, msigma)
     assert (cosine.train.lr_schedule, plateau.train.lr_schedule) == ("cosine", "plateau")
     assert replace(cosine, train=plateau.train) == plateau  # the schedule is its only change
+    depth = ablation._config("histogram_wide_32_fresh_depth", run_size, 0, "cpu", False, msigma)
+    assert depth == plateau  # the depth nuisance changes the training clusters, not the network
     bf16 = ablation._config("histogram_wide_32_fresh_bf16", run_size, 0, "cpu", False, msigma)
     assert (bf16.train.precision, plateau.train.precision) == ("bfloat16", "float32")
     assert replace(bf16, train=plateau.train) == plateau
