@@ -230,6 +230,17 @@ def test_ablation_experiment_end_to_end(tmp_path):
     assert set(drift) == {"deepsets", "histogram_wide_32_fresh", "cnn_kde_slice"}
     for d in drift.values():  # removing galaxies moves a median by far less than 1 dex
         assert d["rates"] == [0.5, 0.7] and np.all(np.abs(d["mean_dex"]) < 1.0)
+    # experiments.richness on the saved model: the same clusters and protocol, the same numbers
+    from experiments import richness
+
+    model = str(tmp_path / "models" / "deepsets")
+    assert richness.main([model, "--size", "tiny", "--seed", "2",
+                          "--out", str(tmp_path / "richness")]) == 0
+    again = json.loads((tmp_path / "richness" / "richness.json").read_text())["models"]
+    np.testing.assert_allclose(again[model]["drift_mean_dex"], drift["deepsets"]["mean_dex"])
+    assert again[model]["scatter_dex"] > 0 and f"{model} (its M–σ baseline)" in again
+    with pytest.raises(SystemExit, match="neither"):
+        richness.main([str(tmp_path / "nothing"), "--size", "tiny"])
     report = (tmp_path / "report.md").read_text()
     assert "## Ablation" in report and "`cnn_kde_slice` (reference)" in report
     assert "drift ε(0.5)" in report
@@ -247,6 +258,18 @@ def test_ablation_experiment_end_to_end(tmp_path):
     assert replace(bf16.train, precision="float32") == plateau.train
     with pytest.raises(SystemExit):
         ablation.main(["--size", "tiny", "--out", str(tmp_path / "x"), "--variants", "nope"])
+
+
+def test_richness_experiment_measures_a_shipped_bundle(tmp_path):
+    from experiments import richness
+
+    assert richness.main(["default", "--setup", "cylinder", "--size", "tiny", "--clusters", "8",
+                          "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "richness.json").read_text())
+    assert result["n_clusters"] == 8 and result["pure_richness_dex"][0] == pytest.approx(-0.301,
+                                                                                         abs=1e-3)
+    assert set(result["models"]) == {"default", "default (its M–σ baseline)"}
+    assert "drift r = 0.5" in (tmp_path / "report.md").read_text()
 
 
 def test_no_run_size_has_a_wall_clock_budget():
