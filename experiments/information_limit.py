@@ -202,6 +202,9 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     sbc = simulate_selected(n_sbc, FlatLogMassPrior(*SBC_RANGE), sph, rng)[0]
     sim_seconds = time.perf_counter() - t0
 
+    # checked before the NPE trains: an unusable earlier run fails at once
+    earlier = _earlier_exact(exact_from, test, seed, size) if exact_from is not None else None
+
     # 1. NPE vs the exact posterior on the same clusters.
     npe = _train_npe(train, val, run_size, seed, device, progress, models, "npe_deepsets",
                      reuse, fresh_clusters(sph, n_train) if fresh else None)
@@ -211,10 +214,10 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     jeans = registry.get("jeans_exact")(jcfg, model=sph)
     jeans.save(models / "jeans_exact")
     npe_post = posterior_of(npe, test, 1000, rng, npe.train_seconds)
-    if exact_from is None:
+    if earlier is None:
         jeans_post, nuts_test = _jeans_posterior(jeans, test, rng, "jeans_exact")
     else:
-        jeans_post, nuts_test, earlier = _earlier_exact(exact_from, test, seed, size)
+        jeans_post, nuts_test, earlier = earlier
     limit = compare_posteriors(npe_post.samples, jeans_post.samples, test.log_m)
     by_bin = _std_ratio_by_mass(npe_post.samples, jeans_post.samples, test.log_m)
     limit.update({

@@ -183,6 +183,7 @@ def test_information_limit_experiment_end_to_end(tmp_path):
     with pytest.raises(SystemExit, match="same --seed"):
         information_limit.main(["--size", "tiny", "--out", str(tmp_path / "other"), "--seed",
                                 "4", "--no-progress", "--exact-from", str(tmp_path)])
+    assert not (tmp_path / "other" / "models" / "npe_deepsets").exists()  # refused first
     with pytest.raises(SystemExit, match="no finished"):
         information_limit.main(["--size", "tiny", "--out", str(tmp_path / "none"),
                                 "--no-progress", "--exact-from", str(tmp_path / "nowhere")])
