@@ -7,6 +7,7 @@ import pytest
 
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.msigma import MSigmaConfig
+from pyro_clusters.estimators.npe_deepsets import NPEConfig
 from pyro_clusters.features.galaxies import (
     background_density,
     global_columns,
@@ -117,6 +118,9 @@ def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
                          conditions=ObservingConditions(chunk=100), fresh=True)
     assert model.info["fresh"] and model.trained_on["amortised"]
     assert model.npe.result.epochs == 2 and model.classifier.result.epochs == 2
+    # the histogram encoder where the depth varies and is measured; count-blind Deep Sets else
+    assert (model.npe.config.encoder, model.npe.config.hidden) == ("histogram", 128)
+    assert NPEConfig().encoder == "deepsets"
     model.save(tmp_path / "m")
     assert CylinderModel.load(tmp_path / "m").trained_on["z_range"] == [0.01, 0.3]
     with pytest.raises(ValueError, match="from the simulator"):

@@ -60,6 +60,7 @@ from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.base import Splits
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator, fit_on_validation
+from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.core import simulate_selected
@@ -298,6 +299,10 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
                          extra_features=("p_member",),
                          extra_globals=AMORTISED_NPE_GLOBALS if conditions is not None else ())
+    if conditions is not None:
+        # over a range of depths, with the depth measured from the table, the histogram
+        # encoder does not read the mass off the galaxy count (docs/estimators.md)
+        npe_config = replace(npe_config, **HISTOGRAM_ENCODER)
     npe = registry.build("npe_deepsets", npe_config).fit(
         Splits(train, val, None, (lambda r: clf.annotate(simulate(r))) if fresh else None))
 
