@@ -27,6 +27,7 @@ import torch
 
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.base import Splits
+from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
 from pyro_clusters.realfield.bundle import AMORTISED_GLOBALS, AMORTISED_NPE_GLOBALS
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
@@ -93,7 +94,7 @@ def main() -> None:
     npe_cls = registry.get("npe_deepsets")
     npe = registry.build("npe_deepsets", replace(
         npe_cls.configure(tcfg), extra_features=("p_member",),
-        extra_globals=AMORTISED_NPE_GLOBALS))
+        extra_globals=AMORTISED_NPE_GLOBALS, **HISTOGRAM_ENCODER))  # as train_bundle
     npe.fit(Splits(small[0], small[1], None))
 
     if args.workers > 1:  # start the worker processes first: training reuses them every epoch
