@@ -62,6 +62,7 @@ BASE = {"encoder": "deepsets", "hidden": 64, "context": 32, "histogram_bins": 16
 VARIANTS = {
     "deepsets": {},
     "deepsets_wide": {"hidden": 128, "context": 64},
+    "deepsets_fresh": {"fresh": True},
     "deepsets_units": {"cluster_units": True},
     "histogram": {"encoder": "histogram"},
     "histogram_wide": {"encoder": "histogram", "hidden": 128, "context": 64},
