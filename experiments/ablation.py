@@ -38,11 +38,11 @@ from experiments.common import (
     fresh_clusters,
     get_sets,
     posterior_of,
+    richness_drift,
 )
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.report import summary_line, write_report
-from pyro_clusters.diagnostics.robustness import subsampling_drift
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 from pyro_clusters.training import RunSize
@@ -104,8 +104,7 @@ SIZES = {
     "quick": AblationSize(3000, 600, 1500, max_epochs=30, patience=6, n_drift=500),
     "full": AblationSize(20000, 4000, 5000, max_epochs=60, patience=8, n_drift=1000),
 }
-#: galaxy sampling rates of the richness check (module docstring)
-DRIFT_RATES = (0.5, 0.7)
+
 
 
 def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
@@ -171,11 +170,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         posts.append(posterior_of(est, data.test, 1000, eval_rng, est.train_seconds, name=name))
         flat_posts.append(posterior_of(est, data.test_flat, 1000, eval_rng, est.train_seconds,
                                        name=name))
-        d = subsampling_drift(est, drift_set, np.random.default_rng([seed, 2]),
-                              rates=np.array(DRIFT_RATES), n_repeats=2, n_draws=200)
-        drift[name] = {"n_clusters": len(drift_set), "rates": list(DRIFT_RATES),
-                       "mean_dex": d.epsilon.mean(axis=1).tolist(),
-                       "median_dex": d.median.tolist()}
+        drift[name] = richness_drift(est, drift_set, seed)
         if progress:
             print(f"{name}: {training[name]['epochs']} epochs, {est.train_seconds:.0f} s",
                   file=sys.stderr)

@@ -40,6 +40,8 @@ from experiments.common import (
     fresh_clusters,
     get_sets,
     posterior_of,
+    richness_drift,
+    richness_markdown,
 )
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
@@ -62,9 +64,11 @@ class CompareSize(RunSize):
 
     Attributes:
         max_epochs_by: epoch limit of named estimators instead of ``max_epochs``.
+        n_drift: HMF test clusters of the richness check (:func:`richness_drift`).
     """
 
     max_epochs_by: dict = field(default_factory=dict)
+    n_drift: int = 20
 
     def train_config_for(self, name: str, seed: int, device: str, progress: bool):
         """Run settings of estimator ``name`` (its own epoch limit if any)."""
@@ -75,9 +79,9 @@ class CompareSize(RunSize):
 SIZES = {
     "tiny": CompareSize(300, 100, 200, max_epochs=2, patience=2),
     "quick": CompareSize(3000, 600, 1500, max_epochs=8, patience=3,
-                         max_epochs_by={"sbi_npe": 25, "npe_deepsets": 15}),
+                         max_epochs_by={"sbi_npe": 25, "npe_deepsets": 15}, n_drift=500),
     "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6,
-                        max_epochs_by={"sbi_npe": 30}),
+                        max_epochs_by={"sbi_npe": 30}, n_drift=1000),
 }
 
 
@@ -164,6 +168,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
                       for n in estimators]
         flat_posteriors = [posterior_of(fitted[n], data.test_flat, 1000, rng, train_secs(n),
                                         name=n) for n in estimators]
+        drift_set = data.test.select(np.arange(min(run_size.n_drift, len(data.test))))
+        drift = {n: richness_drift(fitted[n], drift_set, seed) for n in estimators}
     flat = write_report(out / "flat_test", flat_posteriors, seed=seed,
                         title=f"Estimator comparison, {setup} setup ({size}): flat-prior test",
                         top_level={"n_train": len(data.train)}, save_samples=False)
@@ -179,6 +185,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
               "The HMF test set above is drawn from a steeply falling mass function while "
               "every estimator was trained on a flat prior; on the flat-prior test set:", ""]
     lines += flat_table(flat, list(estimators))
+    lines += richness_markdown(drift)
     lines += ["", f"Models reused from `{reuse}`: {', '.join(reused) or 'none'}. M–σ mass cut "
               f"chosen on validation: {cuts['chosen'] if cuts else '–'}."]
     top = {"n_train": len(data.train), "n_val": len(data.val), "n_calibration": len(calibration),
@@ -187,7 +194,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
                               and isinstance(fitted[n], NeuralModel)],
            "config": {"simulator": sim.to_dict()}, "simulation_seconds": data.seconds,
            "msigma_mass_cut": cuts, "infer_ms_per_cluster": times,
-           "flat_test": {n: flat[n] for n in estimators}}
+           "flat_test": {n: flat[n] for n in estimators}, "subsampling_drift": drift}
     return write_report(out, posteriors, seed=seed, top_level=top,
                         title=f"Estimator comparison, {setup} setup ({size} size)",
                         extra_sections=lines)

@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.ablation import DRIFT_RATES, SIZES
-from experiments.common import get_sets
+from experiments.ablation import SIZES
+from experiments.common import DRIFT_RATES, get_sets, richness_drift
 from pyro_clusters.diagnostics.metrics import residual_metrics
-from pyro_clusters.diagnostics.robustness import subsampling_drift
 from pyro_clusters.estimators import registry
 from pyro_clusters.realfield.bundle import SHIPPED, CylinderModel
 from pyro_clusters.simulator import SimulatorConfig
@@ -84,11 +83,9 @@ def run(out: Path, models: list[str], setup: str, size: str, seed: int, n_cluste
         for name, est in _references(spec, load_model(spec, device)):
             fit = residual_metrics(est.sample(test, 1000, np.random.default_rng([seed, 1])),
                                    test.log_m)
-            d = subsampling_drift(est, test, np.random.default_rng([seed, 2]),
-                                  rates=np.array(DRIFT_RATES), n_repeats=2, n_draws=200)
+            d = richness_drift(est, test, seed)
             rows[name] = {"scatter_dex": fit["scatter_dex"], "bias_dex": fit["bias_dex"],
-                          "drift_mean_dex": d.epsilon.mean(axis=1).tolist(),
-                          "drift_median_dex": d.median.tolist()}
+                          "drift_mean_dex": d["mean_dex"], "drift_median_dex": d["median_dex"]}
             print(f"{name}: sigma_eps {fit['scatter_dex']:.4f}, drift "
                   + ", ".join(f"r={r}: {e:+.3f}" for r, e in
                               zip(DRIFT_RATES, rows[name]["drift_mean_dex"], strict=True)),

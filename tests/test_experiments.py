@@ -111,6 +111,9 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
     assert metrics["reused"] == [] and metrics["setup"] == "cylinder"
     report = (first / "report.md").read_text()
     assert "## Inference time" in report and "÷ npe_deepsets" in report
+    assert set(metrics["subsampling_drift"]) == set(compare.ESTIMATORS)
+    assert metrics["subsampling_drift"]["msigma"]["n_clusters"] == 20
+    assert "## Does it read the galaxy count?" in report
     assert (first / "figures" / "coverage.png").exists()
     assert (first / "flat_test" / "metrics.json").exists()
     # the same data: every model is reused, not retrained, and gives the same numbers
@@ -119,6 +122,7 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
     assert again["reused"] == list(compare.ESTIMATORS)
     for name in ("msigma", "cnn_kde_slice", "nf_kde2d"):
         assert again[name]["scatter_dex"] == metrics[name]["scatter_dex"]
+        assert again["subsampling_drift"][name] == metrics["subsampling_drift"][name]
     # other data: refused
     with pytest.raises(SystemExit, match="only reused on the same data"):
         compare.main(["--size", "tiny", "--seed", "5", "--no-progress", "--setup", "cylinder",
