@@ -106,7 +106,6 @@ SIZES = {
 }
 
 
-
 def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
             msigma: MSigmaConfig):
     changes = {**BASE, **VARIANTS[variant]}

@@ -51,8 +51,8 @@ class NPEConfig(SetNetConfig):
     The default encoder is the first design of the ablation in docs/estimators.md: Deep Sets
     with mean pooling (width 64, context 32), blind to the galaxy count as Wang, Thiele & Ho
     2026 intend (when galaxies are removed at random its masses move within 0.02 dex of what
-    the M-sigma baseline's do). ``replace(config, **HISTOGRAM_ENCODER)`` is the more precise encoder that reads
-    the count (:data:`HISTOGRAM_ENCODER`).
+    the M-sigma baseline's do). ``replace(config, **HISTOGRAM_ENCODER)`` is the more precise
+    encoder that reads the count (:data:`HISTOGRAM_ENCODER`).
 
     Attributes:
         hidden: width of the Deep Sets MLPs and per-galaxy latents.
