@@ -142,7 +142,6 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     posts, flat_posts, training, drift = [], [], {}, {}
-    drift_set = data.test.select(np.arange(min(run_size.n_drift, len(data.test))))
     for name in variants + references:
         if name in references:
             est = registry.build(name, train=run_size.train_config(seed, device, progress),
@@ -170,7 +169,7 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
         posts.append(posterior_of(est, data.test, 1000, eval_rng, est.train_seconds, name=name))
         flat_posts.append(posterior_of(est, data.test_flat, 1000, eval_rng, est.train_seconds,
                                        name=name))
-        drift[name] = richness_drift(est, drift_set, seed)
+        drift[name] = richness_drift(est, data.test, seed, run_size.n_drift)
         if progress:
             print(f"{name}: {training[name]['epochs']} epochs, {est.train_seconds:.0f} s",
                   file=sys.stderr)
@@ -194,7 +193,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
                      + " / ".join(f"{e:+.3f}" for e in drift[name]["mean_dex"]) + " | "
                      f"{t['epochs']} ({t['best_epoch']}) | {t['train_seconds']:.0f} | "
                      f"{t['parameters']:,} |")
-    lines += ["", f"Drift: the mean change of the posterior median over {len(drift_set)} HMF test "
+    n_drift = drift[variants[0]]["n_clusters"]
+    lines += ["", f"Drift: the mean change of the posterior median over {n_drift} HMF test "
               "clusters when each keeps a random fraction r of its galaxies (two draws each): "
               "near 0 for an estimator blind to the galaxy count, log10 r ("
               + ", ".join(f"{np.log10(r):+.2f}" for r in DRIFT_RATES)

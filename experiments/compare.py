@@ -168,8 +168,8 @@ def run(out: Path, setup: str, size: str, seed: int, device: str, progress: bool
                       for n in estimators]
         flat_posteriors = [posterior_of(fitted[n], data.test_flat, 1000, rng, train_secs(n),
                                         name=n) for n in estimators]
-        drift_set = data.test.select(np.arange(min(run_size.n_drift, len(data.test))))
-        drift = {n: richness_drift(fitted[n], drift_set, seed) for n in estimators}
+        drift = {n: richness_drift(fitted[n], data.test, seed, run_size.n_drift)
+                 for n in estimators}
     flat = write_report(out / "flat_test", flat_posteriors, seed=seed,
                         title=f"Estimator comparison, {setup} setup ({size}): flat-prior test",
                         top_level={"n_train": len(data.train)}, save_samples=False)

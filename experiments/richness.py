@@ -77,13 +77,13 @@ def run(out: Path, models: list[str], setup: str, size: str, seed: int, n_cluste
     s = SIZES[size]
     data = get_sets(SimulatorConfig(setup=setup), s.n_train, s.n_val, s.n_test,
                     np.random.default_rng(seed), None, cap=False)
-    test = data.test.select(np.arange(min(n_clusters, len(data.test))))
+    test = data.test.select(np.arange(min(n_clusters, len(data.test))))  # σ_ε: the drift set
     rows = {}
     for spec in models:
         for name, est in _references(spec, load_model(spec, device)):
             fit = residual_metrics(est.sample(test, 1000, np.random.default_rng([seed, 1])),
                                    test.log_m)
-            d = richness_drift(est, test, seed)
+            d = richness_drift(est, data.test, seed, n_clusters)
             rows[name] = {"scatter_dex": fit["scatter_dex"], "bias_dex": fit["bias_dex"],
                           "drift_mean_dex": d["mean_dex"], "drift_median_dex": d["median_dex"]}
             print(f"{name}: sigma_eps {fit['scatter_dex']:.4f}, drift "
