@@ -50,15 +50,21 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, fresh_clusters, posterior_of
+from experiments.common import experiment_parser, fresh_clusters, posterior_of, richness_drift
 from pyro_clusters.data.splits import read_datasets
-from pyro_clusters.defaults import setup_of
+from pyro_clusters.defaults import TEST_RANGE, setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
-from pyro_clusters.diagnostics.posterior import load_posterior
+from pyro_clusters.diagnostics.posterior import load_posterior, save_posterior
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.jeans_exact import JeansExactConfig, NutsDiagnostics
-from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
+from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
+from pyro_clusters.simulator import (
+    FlatLogMassPrior,
+    HaloMassFunctionSampler,
+    SimulatorConfig,
+    simulate_selected,
+)
 from pyro_clusters.training import RunSize
 
 __all__ = ["SBC_RANGE", "SIZES", "LimitSize", "main", "run"]
@@ -71,12 +77,18 @@ class LimitSize(RunSize):
     Attributes:
         n_sbc: clusters of the simulation-based calibration of the exact posterior.
         n_misspecified: clusters of the misspecified comparison.
+        n_hmf: spherical clusters drawn from the halo mass function (the population the
+            estimator comparisons quote sigma_eps on).
+        n_drift: the first of those on which both posteriors' subsampled mass drift is
+            measured.
         warmup, draws: NUTS warm-up steps and kept draws per chain.
         compile: evaluate the likelihood through ``torch.compile``.
     """
 
     n_sbc: int = 3
     n_misspecified: int = 2
+    n_hmf: int = 3
+    n_drift: int = 2
     warmup: int = 20
     draws: int = 20
     compile: bool = False
@@ -84,14 +96,19 @@ class LimitSize(RunSize):
 
 SIZES = {
     "tiny": LimitSize(300, 100, 3, max_epochs=2, patience=2, n_sbc=3, n_misspecified=2,
-                      warmup=20, draws=20, compile=False),
+                      n_hmf=3, n_drift=2, warmup=20, draws=20, compile=False),
     "quick": LimitSize(3000, 600, 24, max_epochs=15, patience=5, n_sbc=24,
-                       n_misspecified=16, warmup=150, draws=250, compile=True),
-    "full": LimitSize(20000, 4000, 200, max_epochs=80, patience=8,
-                      n_sbc=150, n_misspecified=100, warmup=150, draws=250, compile=True),
+                       n_misspecified=16, n_hmf=24, n_drift=8, warmup=150, draws=250,
+                       compile=True),
+    "full": LimitSize(20000, 4000, 200, max_epochs=80, patience=8, n_sbc=150,
+                      n_misspecified=100, n_hmf=300, n_drift=100, warmup=150, draws=250,
+                      compile=True),
 }
 #: prior range of the SBC set (the exact posterior's own prior; low masses keep NUTS fast)
 SBC_RANGE = (13.5, 14.5)
+#: the generator stream of the HMF test clusters, apart from the run's own: adding them left
+#: the other sets (and earlier runs' results) as they were
+HMF_STREAM = 7
 TARGET_STD_RATIO, TARGET_SIGMA_EPS = 0.10, 0.05
 
 
@@ -108,16 +125,21 @@ def _jeans_posterior(est, clusters, rng, name: str):
     return post, nuts
 
 
-def _train_npe(train, val, run_size: LimitSize, seed, device, progress, models: Path,
-               name: str, reuse: bool = False, fresh=None):
-    """Train (and save) the Deep Sets NPE, or load the one this run saved before (``reuse``).
+#: the NPE encoders ``--encoder`` chooses from: the default, and the preset that reads the count
+ENCODERS = {"deepsets": {}, "histogram": HISTOGRAM_ENCODER}
 
-    ``fresh``: ``Splits.fresh``, new training clusters every epoch (None: ``train`` only).
+
+def _train_npe(train, val, run_size: LimitSize, seed, device, progress, models: Path,
+               name: str, reuse: bool = False, fresh=None, encoder: str = "deepsets"):
+    """Train (and save) the set NPE, or load the one this run saved before (``reuse``).
+
+    ``fresh``: ``Splits.fresh``, new training clusters every epoch (None: ``train`` only);
+    ``encoder``: a key of :data:`ENCODERS`.
     """
     if reuse and (models / name / "weights.pt").exists():
         return registry.load(models / name, device=device)
-    config = registry.get("npe_deepsets").configure(
-        run_size.train_config(seed, device, progress))
+    config = replace(registry.get("npe_deepsets").configure(
+        run_size.train_config(seed, device, progress)), **ENCODERS[encoder])
     npe = registry.build("npe_deepsets", config).fit(Splits(train, val, fresh=fresh))
     npe.save(models / name)
     return npe
@@ -160,6 +182,64 @@ def _earlier_exact(path: Path, test, seed: int, size: str):
     return post, diag, earlier
 
 
+def _hmf_limit(npe, jeans, sph: SimulatorConfig, run_size: LimitSize, seed: int, out: Path,
+               exact_from: Path | None) -> dict:
+    """Step 4: both posteriors on spherical clusters drawn from the halo mass function.
+
+    The flat test set of step 1 judges the posteriors cluster by cluster; the estimator
+    comparisons quote sigma_eps on the HMF population over :data:`TEST_RANGE` (mostly low
+    masses, few galaxies), so the exact posterior's sigma_eps there is the count-blind limit of
+    that number. The subsampled mass drift (:func:`richness_drift`) of both on the first
+    ``run_size.n_drift`` clusters says what a count-blind posterior's drift is: not quite zero,
+    since fewer galaxies widen it towards the prior. Posteriors are trained / defined on the
+    flat prior, as in the comparisons. With ``exact_from``, the earlier run's exact posteriors
+    and drift are reused when it has them for these clusters.
+
+    Writes OUT/posterior_jeans_exact_hmf.nc and OUT/posterior_npe_deepsets_hmf.nc; returns the
+    ``hmf_test`` metrics section.
+    """
+    rng = np.random.default_rng([seed, HMF_STREAM])
+    test = simulate_selected(run_size.n_hmf, HaloMassFunctionSampler(*TEST_RANGE, z=sph.z),
+                             sph, rng)[0]
+    npe_post = posterior_of(npe, test, 1000, rng, npe.train_seconds)
+    earlier = None
+    if exact_from is not None and (exact_from / "posterior_jeans_exact_hmf.nc").is_file():
+        old = load_posterior(exact_from / "posterior_jeans_exact_hmf.nc")
+        prev = _null_to_nan(json.loads((exact_from / "metrics.json").read_text()))["hmf_test"]
+        if np.array_equal(old.truth, test.log_m) and prev["n_drift"] == run_size.n_drift:
+            earlier = (old, prev)
+    if earlier is None:
+        exact_post, nuts = _jeans_posterior(jeans, test, rng, "jeans_exact")
+        exact_drift = richness_drift(jeans, test, seed, run_size.n_drift)
+        nuts_summary = nuts.summary()
+    else:
+        exact_post, prev = earlier
+        exact_drift, nuts_summary = prev["jeans_exact"]["drift"], prev["nuts"]
+    save_posterior(exact_post, out / "posterior_jeans_exact_hmf.nc")
+    save_posterior(npe_post, out / "posterior_npe_deepsets_hmf.nc")
+    section = {"n_clusters": len(test), "range": list(TEST_RANGE), "z": sph.z,
+               "n_drift": run_size.n_drift, "nuts": nuts_summary,
+               "reused_from": str(exact_from) if earlier is not None else None}
+    drifts = {"npe_deepsets": richness_drift(npe, test, seed, run_size.n_drift),
+              "jeans_exact": exact_drift}
+    edges = (TEST_RANGE[0], 14.5, 15.0, TEST_RANGE[1])
+    for post in (npe_post, exact_post):
+        eps = np.median(post.samples, 1) - test.log_m
+        bins = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            m = (test.log_m >= lo) & (test.log_m <= hi)
+            bins.append({"lo": lo, "hi": hi, "n": int(m.sum()),
+                         "scatter_dex": float(eps[m].std(ddof=1)) if m.sum() > 1 else None,
+                         "bias_dex": float(eps[m].mean()) if m.any() else None})
+        section[post.estimator] = {
+            "scatter_dex": float(eps.std(ddof=1)), "bias_dex": float(eps.mean()),
+            "mean_posterior_std_dex": float(post.samples.std(1).mean()),
+            "drift": drifts[post.estimator], "by_mass_bin": bins}
+    a, b = section["npe_deepsets"]["scatter_dex"], section["jeans_exact"]["scatter_dex"]
+    section["sigma_eps_rel_diff"] = a / b - 1.0
+    return section
+
+
 def _ks_threshold(n: int) -> float:
     """95 % point of the one-sample Kolmogorov-Smirnov statistic, ~1.36 / sqrt(n)."""
     from scipy.stats import kstwo
@@ -170,15 +250,18 @@ def _ks_threshold(n: int) -> float:
 def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: int,
         idealized_model: Path | None = None, data_path: Path | None = None,
         reuse: bool = False, max_seconds: float | None = None, fresh: bool = False,
-        max_epochs: int | None = None, exact_from: Path | None = None) -> dict:
+        max_epochs: int | None = None, exact_from: Path | None = None,
+        encoder: str = "deepsets") -> dict:
     """Run the experiment; returns the metrics written.
 
     ``max_seconds`` is a wall-clock budget of training (None: epochs and patience only);
     ``fresh`` trains the NPEs on new clusters every epoch (:func:`fresh_clusters`);
     ``max_epochs`` replaces the run size's epoch limit; ``exact_from``: an earlier run's
     directory whose exact posteriors (and SBC and misspecified results) are reused
-    (:func:`_earlier_exact`).
+    (:func:`_earlier_exact`); ``encoder``: the NPEs' encoder, a key of :data:`ENCODERS`.
     """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, got {encoder!r}")
     run_size = replace(SIZES[size], max_seconds=max_seconds)
     if max_epochs is not None:
         run_size = replace(run_size, max_epochs=max_epochs)
@@ -207,7 +290,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
 
     # 1. NPE vs the exact posterior on the same clusters.
     npe = _train_npe(train, val, run_size, seed, device, progress, models, "npe_deepsets",
-                     reuse, fresh_clusters(sph, n_train) if fresh else None)
+                     reuse, fresh_clusters(sph, n_train) if fresh else None, encoder)
     jcfg = JeansExactConfig(richness="ancillary", warmup=run_size.warmup,
                             samples=run_size.draws, n_jobs=n_jobs, compile=run_size.compile,
                             progress=progress)
@@ -247,6 +330,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         "simulation_seconds": sim_seconds,
         "training": npe.result.to_dict() if npe.result else "reused",
         "information_limit": limit,
+        "hmf_test": _hmf_limit(npe, jeans, sph, run_size, seed, out, exact_from),
     }
     if exact_from is not None:  # steps 2 and 3 do not involve this run's NPE
         reused = {"reused_from": str(exact_from)}
@@ -256,7 +340,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
                             title=f"Information limit: NPE vs the exact posterior ({size} "
                                   f"size; exact posteriors from {exact_from})",
                             extra_sections=_report_sections(limit, top["nuts"], top["sbc"],
-                                                            top["misspecified"], exact_from))
+                                                            top["misspecified"], exact_from)
+                            + _hmf_markdown(top["hmf_test"]))
 
     # 2. SBC of the complete exact posterior on its own prior.
     full_post = registry.get("jeans_exact")(
@@ -293,7 +378,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
                   (simulate_selected(n_train, flat, full_cfg, rng)[0],
                    simulate_selected(n_val, flat, full_cfg, rng)[0]))
         npe_full = _train_npe(tr, va, run_size, seed, device, progress, models,
-                              "npe_deepsets_idealized", reuse, fresh_full)
+                              "npe_deepsets_idealized", reuse, fresh_full, encoder)
     # the spherical model at the data's redshift (a catalogue snapshot may differ from 0.117)
     # galaxies no spherical halo of the prior can hold (far merger / group members) are
     # dropped and counted, as a classical analysis would have to
@@ -322,7 +407,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
     return write_report(out, [npe_post, jeans_post], seed=seed, top_level=top,
                         title=f"Information limit: NPE vs the exact posterior ({size} size)",
                         extra_sections=_report_sections(limit, nuts_test.summary(),
-                                                        sbc_section, mis_section))
+                                                        sbc_section, mis_section)
+                        + _hmf_markdown(top["hmf_test"]))
 
 
 def _std_ratio_by_mass(a, b, truth, edges=(13.5, 14.0, 14.5, 15.0, 15.5)) -> list[dict]:
@@ -542,6 +628,38 @@ def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict,
     return lines
 
 
+def _hmf_markdown(h: dict) -> list[str]:
+    """The report section of :func:`_hmf_limit`."""
+    f = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    npe, ex = h["npe_deepsets"], h["jeans_exact"]
+    reused = ("" if h["reused_from"] is None else
+              f" The exact posteriors and their drift are the earlier run's in "
+              f"`{h['reused_from']}`.")
+    lines = ["", "## The count-blind limit on the HMF test population", "",
+             f"{h['n_clusters']} spherical clusters drawn from the halo mass function over "
+             f"{h['range'][0]}–{h['range'][1]} at z = {h['z']} (the population the estimator "
+             "comparisons quote σ_ε on), flat-prior posteriors as there. `jeans_exact` ignores "
+             "the galaxy count, so its σ_ε is the least a count-blind estimator can reach on "
+             "these clusters; its drift is what a count-blind posterior's is (fewer galaxies "
+             f"widen it towards the prior; first {h['n_drift']} clusters).{reused}", "",
+             "| estimator | σ_ε [dex] | bias [dex] | mean posterior sd [dex] | "
+             + " | ".join(f"drift r = {r}" for r in ex["drift"]["rates"]) + " |",
+             "|---|---|---|---|" + "---|" * len(ex["drift"]["rates"])]
+    for name, m in (("npe_deepsets", npe), ("jeans_exact", ex)):
+        lines.append(f"| `{name}` | {f(m['scatter_dex'])} | {m['bias_dex']:+.3f} | "
+                     f"{f(m['mean_posterior_std_dex'])} | "
+                     + " | ".join(f"{d:+.3f}" for d in m["drift"]["mean_dex"]) + " |")
+    lines += ["", f"σ_ε NPE / exact: {h['sigma_eps_rel_diff']:+.1%}.", "",
+              "| mass bin | n | NPE σ_ε | exact σ_ε | NPE bias | exact bias |",
+              "|---|---|---|---|---|---|"]
+    for a, b in zip(npe["by_mass_bin"], ex["by_mass_bin"], strict=True):
+        lines.append(f"| {a['lo']:.1f}–{a['hi']:.1f} | {a['n']} | {f(a['scatter_dex'])} | "
+                     f"{f(b['scatter_dex'])} | "
+                     + " | ".join("–" if x is None else f"{x:+.3f}"
+                                  for x in (a["bias_dex"], b["bias_dex"])) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     p = experiment_parser("python -m experiments.information_limit", __doc__, SIZES,
@@ -557,11 +675,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="read jeans_exact's posteriors from an earlier run in DIR (same "
                         "--seed and --size) instead of running NUTS again; train and judge "
                         "only the NPE (SBC and misspecified results are DIR's)")
+    p.add_argument("--encoder", choices=sorted(ENCODERS), default="deepsets",
+                   help="the NPEs' set encoder: the count-blind default, or the histogram "
+                        "preset that reads the galaxy count (docs/estimators.md)")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.jobs,
             args.idealized_model, args.data, args.reuse_models, args.max_seconds, args.fresh,
-            args.max_epochs, args.exact_from)
+            args.max_epochs, args.exact_from, args.encoder)
     for name in ("npe_deepsets", "jeans_exact"):
         print(summary_line(name, m[name]))
     lim, sbc = m["information_limit"], m["sbc"]
@@ -569,6 +690,12 @@ def main(argv: list[str] | None = None) -> int:
           f" vs {lim['sigma_eps_b']:.3f} ({lim['sigma_eps_rel_diff']:+.1%}); "
           f"SBC HPD dev {sbc['hpd_max_abs_dev']:.3f} (95 % band {sbc['ks_95_threshold']:.3f}); "
           f"wrote {args.out / 'report.md'}")
+    h = m["hmf_test"]
+    print(f"HMF test ({h['n_clusters']} clusters): sigma_eps NPE "
+          f"{h['npe_deepsets']['scatter_dex']:.3f} vs exact {h['jeans_exact']['scatter_dex']:.3f}"
+          f"; drift r={h['jeans_exact']['drift']['rates'][0]}: NPE "
+          f"{h['npe_deepsets']['drift']['mean_dex'][0]:+.3f}, exact "
+          f"{h['jeans_exact']['drift']['mean_dex'][0]:+.3f}")
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from experiments import mocks
 from pyro_clusters.defaults import setup_of
+from pyro_clusters.diagnostics.posterior import load_posterior
 from pyro_clusters.estimators import MSigmaConfig
 from pyro_clusters.simulator import SimulatorConfig
 
@@ -168,14 +169,30 @@ def test_information_limit_experiment_end_to_end(tmp_path):
     assert (tmp_path / "per_cluster.csv").read_text().count("\n") == 4
     report = (tmp_path / "report.md").read_text()
     assert "Information limit" in report and "SBC" in report
+    # the HMF test population: its own clusters, both posteriors, both drifts
+    hmf = metrics["hmf_test"]
+    assert hmf["n_clusters"] == 3 and hmf["range"] == [14.0, 15.3] and hmf["reused_from"] is None
+    for name in ("npe_deepsets", "jeans_exact"):
+        assert hmf[name]["scatter_dex"] > 0 and hmf[name]["mean_posterior_std_dex"] > 0
+        assert hmf[name]["drift"]["n_clusters"] == 2 and len(hmf[name]["drift"]["mean_dex"]) == 2
+        assert sum(b["n"] for b in hmf[name]["by_mass_bin"]) == 3
+    truth = load_posterior(tmp_path / "posterior_jeans_exact_hmf.nc").truth
+    assert np.all((truth >= 14.0) & (truth <= 15.3))
+    assert "count-blind limit on the HMF test population" in report
+    assert metrics["config"]["npe"]["encoder"] == "deepsets"
 
     # a second NPE judged against the first run's exact posteriors, without NUTS
     again = tmp_path / "again"
     assert information_limit.main(["--size", "tiny", "--out", str(again), "--seed", "3",
-                                   "--no-progress", "--max-epochs", "2",
-                                   "--exact-from", str(tmp_path)]) == 0
+                                   "--no-progress", "--max-epochs", "2", "--encoder",
+                                   "histogram", "--exact-from", str(tmp_path)]) == 0
     m2 = json.loads((again / "metrics.json").read_text())
-    assert len(m2["training"]["history"]) == 2  # its own NPE
+    assert len(m2["training"]["history"]) == 2  # its own NPE, with the other encoder
+    assert m2["config"]["npe"]["encoder"] == "histogram"
+    assert m2["hmf_test"]["reused_from"] == str(tmp_path)
+    for key in ("scatter_dex", "bias_dex", "mean_posterior_std_dex"):  # float32 draws on disk
+        assert m2["hmf_test"]["jeans_exact"][key] == pytest.approx(hmf["jeans_exact"][key])
+    assert m2["hmf_test"]["jeans_exact"]["drift"] == hmf["jeans_exact"]["drift"]
     assert m2["jeans_exact"]["scatter_dex"] == metrics["jeans_exact"]["scatter_dex"]
     for key in ("nuts", "sbc", "misspecified"):
         assert m2[key]["reused_from"] == str(tmp_path)
