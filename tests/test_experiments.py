@@ -98,6 +98,18 @@ def test_cylinder_experiment_end_to_end(tmp_path):
     assert "## Interlopers" in report and "caustic" in report
 
 
+def test_compare_size_settings_per_estimator():
+    from experiments.compare import SIZES
+
+    full = SIZES["full"]
+    npe = full.train_config_for("npe_deepsets", 0, "cpu", False)
+    cnn = full.train_config_for("cnn_kde_slice", 0, "cpu", False)
+    sbi = full.train_config_for("sbi_npe", 0, "cpu", False)
+    assert (npe.max_epochs, npe.patience) == (full.max_epochs, 12)
+    assert (cnn.max_epochs, cnn.patience) == (full.max_epochs, full.patience)
+    assert (sbi.max_epochs, sbi.patience) == (30, full.patience)
+
+
 def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
     from experiments import compare
 
