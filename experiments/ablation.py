@@ -64,6 +64,7 @@ VARIANTS = {
     "deepsets": {},
     "deepsets_wide": {"hidden": 128, "context": 64},
     "deepsets_fresh": {"fresh": True},
+    "deepsets_cosine": {"lr_schedule": "cosine"},
     "deepsets_units": {"cluster_units": True},
     "histogram": {"encoder": "histogram"},
     "histogram_wide": {"encoder": "histogram", "hidden": 128, "context": 64},
