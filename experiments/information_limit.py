@@ -54,6 +54,7 @@ from experiments.common import experiment_parser, fresh_clusters, posterior_of, 
 from pyro_clusters.data.splits import read_datasets
 from pyro_clusters.defaults import TEST_RANGE, setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
+from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.posterior import load_posterior, save_posterior
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
@@ -183,7 +184,7 @@ def _earlier_exact(path: Path, test, seed: int, size: str):
 
 
 def _hmf_limit(npe, jeans, sph: SimulatorConfig, run_size: LimitSize, seed: int, out: Path,
-               exact_from: Path | None) -> dict:
+               exact_from: Path | None, earlier_metrics: dict | None) -> dict:
     """Step 4: both posteriors on spherical clusters drawn from the halo mass function.
 
     The flat test set of step 1 judges the posteriors cluster by cluster; the estimator
@@ -192,8 +193,9 @@ def _hmf_limit(npe, jeans, sph: SimulatorConfig, run_size: LimitSize, seed: int,
     that number. The subsampled mass drift (:func:`richness_drift`) of both on the first
     ``run_size.n_drift`` clusters says what a count-blind posterior's drift is: not quite zero,
     since fewer galaxies widen it towards the prior. Posteriors are trained / defined on the
-    flat prior, as in the comparisons. With ``exact_from``, the earlier run's exact posteriors
-    and drift are reused when it has them for these clusters.
+    flat prior, as in the comparisons. With ``exact_from`` (and ``earlier_metrics``, its
+    metrics.json as read), the earlier run's exact posteriors and drift are reused when it has
+    them for these clusters.
 
     Writes OUT/posterior_jeans_exact_hmf.nc and OUT/posterior_npe_deepsets_hmf.nc; returns the
     ``hmf_test`` metrics section.
@@ -205,7 +207,7 @@ def _hmf_limit(npe, jeans, sph: SimulatorConfig, run_size: LimitSize, seed: int,
     earlier = None
     if exact_from is not None and (exact_from / "posterior_jeans_exact_hmf.nc").is_file():
         old = load_posterior(exact_from / "posterior_jeans_exact_hmf.nc")
-        prev = _null_to_nan(json.loads((exact_from / "metrics.json").read_text()))["hmf_test"]
+        prev = earlier_metrics["hmf_test"]
         if np.array_equal(old.truth, test.log_m) and prev["n_drift"] == run_size.n_drift:
             earlier = (old, prev)
     if earlier is None:
@@ -222,19 +224,13 @@ def _hmf_limit(npe, jeans, sph: SimulatorConfig, run_size: LimitSize, seed: int,
                "reused_from": str(exact_from) if earlier is not None else None}
     drifts = {"npe_deepsets": richness_drift(npe, test, seed, run_size.n_drift),
               "jeans_exact": exact_drift}
-    edges = (TEST_RANGE[0], 14.5, 15.0, TEST_RANGE[1])
+    edges = np.array([TEST_RANGE[0], 14.5, 15.0, TEST_RANGE[1]])
     for post in (npe_post, exact_post):
-        eps = np.median(post.samples, 1) - test.log_m
-        bins = []
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            m = (test.log_m >= lo) & (test.log_m <= hi)
-            bins.append({"lo": lo, "hi": hi, "n": int(m.sum()),
-                         "scatter_dex": float(eps[m].std(ddof=1)) if m.sum() > 1 else None,
-                         "bias_dex": float(eps[m].mean()) if m.any() else None})
+        m = residual_metrics(post.samples, test.log_m, edges)
         section[post.estimator] = {
-            "scatter_dex": float(eps.std(ddof=1)), "bias_dex": float(eps.mean()),
-            "mean_posterior_std_dex": float(post.samples.std(1).mean()),
-            "drift": drifts[post.estimator], "by_mass_bin": bins}
+            **{k: m[k] for k in ("scatter_dex", "bias_dex", "mean_posterior_std_dex",
+                                 "by_mass_bin")},
+            "drift": drifts[post.estimator]}
     a, b = section["npe_deepsets"]["scatter_dex"], section["jeans_exact"]["scatter_dex"]
     section["sigma_eps_rel_diff"] = a / b - 1.0
     return section
@@ -330,7 +326,7 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, n_jobs: in
         "simulation_seconds": sim_seconds,
         "training": npe.result.to_dict() if npe.result else "reused",
         "information_limit": limit,
-        "hmf_test": _hmf_limit(npe, jeans, sph, run_size, seed, out, exact_from),
+        "hmf_test": _hmf_limit(npe, jeans, sph, run_size, seed, out, exact_from, earlier),
     }
     if exact_from is not None:  # steps 2 and 3 do not involve this run's NPE
         reused = {"reused_from": str(exact_from)}
@@ -630,7 +626,7 @@ def _report_sections(limit: dict, nuts: dict, sbc: dict, mis: dict,
 
 def _hmf_markdown(h: dict) -> list[str]:
     """The report section of :func:`_hmf_limit`."""
-    f = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    f = lambda x: "–" if x is None or not np.isfinite(x) else f"{x:.3f}"  # noqa: E731
     npe, ex = h["npe_deepsets"], h["jeans_exact"]
     reused = ("" if h["reused_from"] is None else
               f" The exact posteriors and their drift are the earlier run's in "
@@ -655,7 +651,7 @@ def _hmf_markdown(h: dict) -> list[str]:
     for a, b in zip(npe["by_mass_bin"], ex["by_mass_bin"], strict=True):
         lines.append(f"| {a['lo']:.1f}–{a['hi']:.1f} | {a['n']} | {f(a['scatter_dex'])} | "
                      f"{f(b['scatter_dex'])} | "
-                     + " | ".join("–" if x is None else f"{x:+.3f}"
+                     + " | ".join("–" if x is None or not np.isfinite(x) else f"{x:+.3f}"
                                   for x in (a["bias_dex"], b["bias_dex"])) + " |")
     return lines
 
