@@ -172,22 +172,35 @@ def _refine_z_shift(model: CylinderModel, wide, z: float, dv: float = 300.0,
 
 def run(out: Path, size: str, seed: int, device: str, progress: bool,
         model_path: Path | None = None, max_seconds: float | None = None,
-        fresh: bool = False, workers: int = 1, train_only: bool = False) -> dict:
+        fresh: bool = False, workers: int = 1, train_only: bool = False,
+        classifier_from: Path | None = None) -> dict:
     """Train or load the amortised bundle and validate it; returns the metrics written.
 
     With ``train_only`` the bundle is trained and saved (DIR/model) and the validation is
     left to a later ``--model DIR`` run (e.g. training on a GPU machine, validating on CPU).
+    With ``classifier_from`` (an amortised bundle) its membership classifier is reused and
+    only the M-sigma baseline and the NPE are trained.
     """
     if train_only and model_path is not None:
         raise ValueError("train_only trains a model; it cannot be given one")
+    if classifier_from is not None and model_path is not None:
+        raise ValueError("classifier_from trains a model; it cannot be given one")
     run_size = SIZES[size]
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     if model_path is None:
+        clf = None
+        if classifier_from is not None:
+            given = CylinderModel.load(classifier_from, device)
+            if not given.trained_on.get("amortised"):
+                raise SystemExit(f"error: {classifier_from} is not an amortised bundle")
+            clf = given.classifier
         model = train_bundle(SimulatorConfig(setup="cylinder"), run_size.bundle_size, seed,
                              device, progress, "python -m experiments.amortised", None,
-                             max_seconds, ObservingConditions(), fresh, workers)
+                             max_seconds, ObservingConditions(), fresh, workers, clf)
+        if classifier_from is not None:
+            model.info["classifier_from"] = str(classifier_from)
         model.save(out / "model")
     else:
         model = CylinderModel.load(model_path, device)
@@ -321,12 +334,18 @@ def main(argv: list[str] | None = None) -> int:
                         "depend on it)")
     p.add_argument("--train-only", action="store_true",
                    help="train and save DIR/model, validate later with --model DIR/model")
+    p.add_argument("--classifier-from", type=Path, default=None, metavar="BUNDLE",
+                   help="reuse this amortised bundle's membership classifier; train only "
+                        "the M-sigma baseline and the NPE")
     args = p.parse_args(argv)
     if args.train_only and args.model is not None:
         p.error("--train-only trains a model; drop --model")
+    if args.classifier_from is not None and args.model is not None:
+        p.error("--classifier-from trains a model; drop --model")
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.model,
-            args.max_seconds, args.fresh, args.workers, args.train_only)
+            args.max_seconds, args.fresh, args.workers, args.train_only,
+            args.classifier_from)
     if args.train_only:
         t = m["bundle_test_metrics"]
         print(f"trained in {m['train_seconds']:.0f} s; test sigma_eps {t['scatter_dex']:.3f}, "

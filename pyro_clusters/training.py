@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -184,6 +184,7 @@ def train_model(
     config: TrainConfig,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    val_weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train ``model`` by minimising ``loss_fn`` with early stopping.
 
@@ -195,6 +196,11 @@ def train_model(
         config: optimisation settings.
         checkpoint: file written after every epoch (None: no checkpoints).
         resume: continue from ``checkpoint`` if it exists.
+        val_weights: how many terms each validation batch's mean loss averages (clusters,
+            galaxies), one per batch: the validation loss is then the mean over the whole
+            set, Σ_b w_b L_b / Σ_b w_b. None weighs batches equally, which is the same only
+            when they are of one size (batches packed by a galaxy budget are not: a batch
+            of rich clusters holds fewer of them).
 
     Returns:
         :class:`TrainResult`; the model holds the best weights on return.
@@ -261,7 +267,7 @@ def train_model(
         model.eval()
         with torch.no_grad():
             vals = [float(loss_fn(model, b)) for b in val_batches]
-        val = float(np.mean(vals)) if vals else float("nan")
+        val = float(np.average(vals, weights=val_weights)) if vals else float("nan")
         train_loss = total / max(count, 1)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val,
                         "seconds": time.perf_counter() - t0, "skipped_steps": skipped,

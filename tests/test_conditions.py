@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.msigma import MSigmaConfig
@@ -123,6 +124,19 @@ def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
     assert NPEConfig().encoder == "deepsets"
     model.save(tmp_path / "m")
     assert CylinderModel.load(tmp_path / "m").trained_on["z_range"] == [0.01, 0.3]
+    # a bundle's classifier reused: only the M-sigma baseline and the NPE are trained
+    again = train_bundle(SimulatorConfig(setup="cylinder"), "tiny", seed=2, progress=False,
+                         conditions=ObservingConditions(chunk=100), fresh=True,
+                         classifier=model.classifier)
+    assert again.classifier is model.classifier and again.info["classifier"] == "given"
+    assert model.info["classifier"] == "trained"
+    # same clusters, same classifier, same seed: the same NPE
+    for (k, a), (_, b) in zip(model.npe.model.state_dict().items(),
+                              again.npe.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+    with pytest.raises(ValueError, match="global inputs"):
+        train_bundle(SimulatorConfig(setup="cylinder"), "tiny", progress=False,
+                     classifier=model.classifier)
     with pytest.raises(ValueError, match="from the simulator"):
         train_bundle(SimulatorConfig(setup="cylinder"), "tiny", progress=False,
                      data=tmp_path, fresh=True)

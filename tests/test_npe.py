@@ -1,5 +1,7 @@
 """Features, the Deep Sets encoder, the training loop and the Deep Sets NPE."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -251,6 +253,42 @@ def test_early_stopping_restores_the_best_weights():
     res = train_model(model, loss, lambda rng: ["train"], ["val"],
                       TrainConfig(max_epochs=6, patience=3, progress=False, lr=0.1))
     assert res.best_epoch == 1 and res.stopped_early and res.epochs == 5
+
+
+def test_validation_loss_is_the_mean_over_the_set_not_over_batches():
+    # two validation batches: 1 cluster with loss 4, 3 clusters with loss 0 each
+    losses = {"rich": torch.tensor(4.0), "poor": torch.tensor(0.0)}
+
+    def loss(m, batch):
+        if batch in losses:
+            return losses[batch]
+        return (m(torch.ones(1, 1)) - 5.0).pow(2).sum()
+
+    cfg = TrainConfig(max_epochs=1, progress=False)
+    res = train_model(torch.nn.Linear(1, 1), loss, lambda rng: ["train"], ["rich", "poor"],
+                      cfg, val_weights=[1, 3])
+    assert res.history[0]["val_loss"] == pytest.approx(1.0)  # (4 + 3 x 0) / 4
+    res = train_model(torch.nn.Linear(1, 1), loss, lambda rng: ["train"], ["rich", "poor"],
+                      cfg)
+    assert res.history[0]["val_loss"] == pytest.approx(2.0)  # unweighted: batches equal
+
+
+def test_estimator_validation_loss_weighs_budget_packed_batches_by_their_clusters(small_sets):
+    train, val, _ = small_sets
+    cfg = tiny_config(max_epochs=1)
+    # a galaxy budget that splits the validation set into batches of unequal size
+    cfg = replace(cfg, eval_max_galaxies=int(np.percentile(val.n_gal, 90)) * 4)
+    est = NPEDeepSets(cfg).fit(train, val)
+    batches = list(est._batches(val, est._inputs(val), est._targets(val),
+                                cfg.eval_batch_size, None))
+    sizes = [len(b.y) for b in batches]
+    assert len(set(sizes)) > 1 and sum(sizes) == len(val)
+    with torch.no_grad():  # the per-cluster loss, summed over every batch
+        per_cluster = torch.cat([-est.model.flow.log_prob(b.y, est.model.embed(b.x, b.mask, b.g))
+                                 for b in batches])
+    assert per_cluster.shape == (len(val),)
+    assert est.result.history[-1]["val_loss"] == pytest.approx(float(per_cluster.mean()),
+                                                               rel=1e-5)
 
 
 def test_cosine_schedule_anneals_to_min_lr_whatever_the_validation_loss():

@@ -112,6 +112,18 @@ class NeuralModel(Model):
         """Mean loss of a batch."""
         raise NotImplementedError
 
+    def _batch_weight(self, batch: Any) -> float:
+        """The weight of ``batch``'s mean loss in the validation loss: its clusters.
+
+        So the validation loss is the mean over the validation set's clusters however the
+        set was cut into batches (at evaluation, batches are packed up to a galaxy budget:
+        a batch of rich clusters holds fewer of them). For the membership classifier, whose
+        loss is a mean over a batch's galaxies, this is the mean over clusters of each
+        cluster's mean over galaxies, as in training: its batches of equal cluster count
+        hold clusters of similar size.
+        """
+        return float(len(batch[0]))
+
     def _after_fit(self, splits: Splits) -> None:
         """Run after training, with the best weights restored (calibration steps)."""
 
@@ -130,6 +142,7 @@ class NeuralModel(Model):
         train, val = splits.train, splits.val
         val_batches = list(self._batches(val, self._inputs(val), self._targets(val),
                                          cfg.eval_batch_size, None))
+        val_weights = [self._batch_weight(b) for b in val_batches]
         ahead = None
         if splits.fresh is None:
             x_train, y_train = self._inputs(train), self._targets(train)  # once, not per epoch
@@ -157,7 +170,8 @@ class NeuralModel(Model):
             torch.manual_seed(cfg.train.seed + 1)
             try:
                 self.result = train_model(self.model, self._loss, epoch, val_batches,
-                                          cfg.train, checkpoint=checkpoint, resume=resume)
+                                          cfg.train, checkpoint=checkpoint, resume=resume,
+                                          val_weights=val_weights)
             finally:
                 if ahead is not None:
                     ahead.close()

@@ -213,7 +213,8 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
                  device: str = "cpu", progress: bool = True, command: str | None = None,
                  data: Path | None = None, max_seconds: float | None = None,
                  conditions: ObservingConditions | None = None,
-                 fresh: bool = False, workers: int = 1) -> CylinderModel:
+                 fresh: bool = False, workers: int = 1,
+                 classifier: MembershipClassifier | None = None) -> CylinderModel:
     """Simulate training data for ``config`` and train classifier, M-sigma baseline and NPE.
 
     Training, validation and test clusters are drawn from the flat prior 13.5-15.5 in
@@ -243,6 +244,11 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
             the training set; simulator only), so that they cannot overfit a fixed set.
         workers: processes simulating an amortised bundle's clusters (the clusters do not
             depend on it).
+        classifier: a fitted membership classifier to use as it is (e.g. another bundle's,
+            ``CylinderModel.load(DIR).classifier``), so that only the M-sigma baseline and
+            the NPE are trained; it must take the same global inputs (amortised or not).
+            The clusters simulated are the same as without it, so with the classifier of a
+            bundle made with the same arguments the NPE trains exactly as it did there.
 
     Returns:
         the trained :class:`CylinderModel` (not yet saved).
@@ -292,8 +298,15 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
             return simulate_conditions(len(train), prior, config, conditions, r, workers)
         return simulate_selected(len(train), prior, config, r)[0]
 
-    clf = registry.build("deepsets_membership", clf_config).fit(
-        Splits(train, val, None, simulate if fresh else None))
+    if classifier is None:
+        clf = registry.build("deepsets_membership", clf_config).fit(
+            Splits(train, val, None, simulate if fresh else None))
+    elif tuple(classifier.config.extra_globals) != tuple(inputs):
+        raise ValueError(f"the classifier takes the global inputs "
+                         f"{tuple(classifier.config.extra_globals)}; this bundle needs "
+                         f"{tuple(inputs)}")
+    else:
+        clf = classifier
     train, val, test = (clf.annotate(s) for s in (train, val, test))
     msigma, cuts = fit_on_validation(train, val, MSigmaConfig(z=config.z, galaxies="p_member"))
     npe_config = replace(registry.get("npe_deepsets").configure(tcfg, msigma.config),
@@ -326,7 +339,7 @@ def train_bundle(config: SimulatorConfig, size: str = "full", seed: int = 0,
     info = {"command": command, "size": size, "seed": seed, "package_version": __version__,
             "simulator": config.to_dict(), "n_train": len(train), "n_val": len(val),
             "conditions": conditions.to_dict() if conditions is not None else None,
-            "fresh": fresh,
+            "fresh": fresh, "classifier": "trained" if classifier is None else "given",
             "data": str(data) if data is not None else "simulator",
             "msigma_mass_cut": cuts, "simulation_seconds": sim_seconds,
             "train_seconds": {"classifier": clf.train_seconds, "npe": npe.train_seconds},
