@@ -19,9 +19,10 @@ it on mocks:
   (:func:`~pyro_clusters.diagnostics.robustness.centre_shift`), and what ``--refine-z``
   (:func:`~pyro_clusters.realfield.inference.refine_redshift`) does to a redshift 300 km/s
   off and to a correct one;
-- the dynamical state: the deep nearby case again with every cluster relaxed, merging,
-  with an infalling group, on isotropic orbits or spherical (the simulator's
-  :class:`~pyro_clusters.simulator.config.HaloConfig` switches), both models on each.
+- the cluster physics the models assume: the deep nearby case again with every cluster
+  relaxed, merging, with an infalling group, on isotropic orbits or spherical, and with
+  tracers of another velocity bias or concentration (the simulator's
+  :class:`~pyro_clusters.simulator.config.HaloConfig` fields), both models on each.
 
 Writes DIR/metrics.json, DIR/report.md, DIR/figures/ and (when trained here) DIR/model/.
 """
@@ -109,8 +110,8 @@ def _cell_metrics(model: CylinderModel, clusters, rng: np.random.Generator,
             "median_n_gal": float(np.median(clusters.n_gal))}, draws
 
 
-#: the deep nearby case's clusters in other dynamical states: HaloConfig fields changed
-DYNAMICAL_STATES = {
+#: the deep nearby case's clusters with other physics: HaloConfig fields changed
+CLUSTER_PHYSICS = {
     "as trained": {},
     "relaxed: no infalling group, no merger": {"substructure_fraction": 0.0,
                                                "merger_fraction": 0.0},
@@ -118,10 +119,14 @@ DYNAMICAL_STATES = {
     "every cluster with an infalling group": {"substructure_fraction": 1.0},
     "isotropic orbits": {"anisotropic": False},
     "spherical halo": {"triaxial": False},
+    "galaxies as cold as the dark matter (b_v = 1)": {"satellite_velocity_bias": 1.0},
+    "galaxies hotter (b_v = 1.2)": {"satellite_velocity_bias": 1.2},
+    "galaxies less concentrated (c_gal / c_DM = 0.4)": {"tracer_concentration_ratio": 0.4},
+    "galaxies as concentrated as the dark matter (1.0)": {"tracer_concentration_ratio": 1.0},
 }
-#: random stream of the dynamical-state section (apart, so the sections before it draw
+#: random stream of the cluster-physics section (apart, so the sections before it draw
 #: the same clusters with or without it)
-DYNAMICAL_STREAM = 11
+PHYSICS_STREAM = 11
 
 
 #: displacements of the centre [h^-1 Mpc] and of the cluster velocity [km/s] tried, and the
@@ -143,21 +148,21 @@ def _clusters(n: int, z: float, depth: float, rng: np.random.Generator,
     return cs
 
 
-def _dynamical_state(models: dict[str, CylinderModel], n: int, seed: int) -> list[dict]:
-    """Bias and 68 % coverage of each model on the deep nearby case in each dynamical state.
+def _cluster_physics(models: dict[str, CylinderModel], n: int, seed: int) -> list[dict]:
+    """Bias and 68 % coverage of each model on the deep nearby case under other physics.
 
-    Every state gets the same random stream, so the states differ by their switch alone.
+    Every variant gets the same random stream, so the variants differ by their change alone.
     """
     z, depth, log_m = CASES["deep_nearby"]
     base = at_depth(SimulatorConfig(setup="cylinder", z=z), depth)
     rows = []
-    for name, changes in DYNAMICAL_STATES.items():
+    for name, changes in CLUSTER_PHYSICS.items():
         config = base.replace(halo=dataclasses.replace(base.halo, **changes))
-        rng = np.random.default_rng([seed, DYNAMICAL_STREAM])
+        rng = np.random.default_rng([seed, PHYSICS_STREAM])
         cs = simulate_selected(n, FlatLogMassPrior(log_m - 0.02, log_m + 0.02), config,
                                rng)[0]
         cs.clusters["z"] = np.full(len(cs), z)
-        row = {"state": name, "changes": changes, "median_n_gal": float(np.median(cs.n_gal))}
+        row = {"variant": name, "changes": changes, "median_n_gal": float(np.median(cs.n_gal))}
         for label, model in models.items():
             m, _ = _cell_metrics(model, cs, rng, n_draws=500)
             row[label] = {k: m[k] for k in ("bias_dex", "scatter_dex", "within_68")}
@@ -282,13 +287,13 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
                                        CENTRE_OFFSETS, VELOCITY_OFFSETS)
                                   + _refine_z_shift(m, wide, z)
                    for label, m in (("amortised", model), ("single_setup", shipped))}
-    dynamics = _dynamical_state({"amortised": model, "single_setup": shipped},
-                                run_size.n_case, seed)
+    physics = _cluster_physics({"amortised": model, "single_setup": shipped},
+                               run_size.n_case, seed)
     metrics = {"size": size, "seed": seed, "package_version": __version__,
                "train_seconds": train_seconds, "trained_on": model.trained_on,
                "bundle_test_metrics": model.info.get("test_metrics"), "grid": grid,
                "default_cell": default_cell, "cases": cases,
-               "centre_and_redshift": systematics, "dynamical_state": dynamics}
+               "centre_and_redshift": systematics, "cluster_physics": physics}
     (out / "metrics.json").write_text(json.dumps(to_json_safe(metrics), indent=2))
     _figure(grid, out / "figures" / "grid.png")
     _report(metrics, out)
@@ -361,12 +366,12 @@ def _report(m: dict, out: Path) -> None:
         lines.append(f"| {what} | " + " | ".join(
             f"{r['median_shift_dex']:+.3f} ({r['p16_shift_dex']:+.3f}, "
             f"{r['p84_shift_dex']:+.3f})" for r in (a, b)) + " |")
-    lines += ["", f"Dynamical state (deep nearby case, {CASES['deep_nearby']}, the same "
-              "random stream in every state): bias [dex] / truth in 68 %:", "",
+    lines += ["", f"Cluster physics (deep nearby case, {CASES['deep_nearby']}, the same "
+              "random stream in every variant): bias [dex] / truth in 68 %:", "",
               "| clusters | median galaxies | amortised | single-setup model |",
               "|---|---|---|---|"]
-    for r in m["dynamical_state"]:
-        lines.append(f"| {r['state']} | {r['median_n_gal']:.0f} | " + " | ".join(
+    for r in m["cluster_physics"]:
+        lines.append(f"| {r['variant']} | {r['median_n_gal']:.0f} | " + " | ".join(
             f"{r[k]['bias_dex']:+.3f} / {r[k]['within_68']:.2f}"
             for k in ("amortised", "single_setup")) + " |")
     lines += ["", "![grid](figures/grid.png)", ""]

@@ -330,12 +330,12 @@ def test_amortised_experiment_end_to_end(tmp_path):
     shallow = [c for c in m["grid"] if c["log_mstar_min"] == 10.0]
     assert min(c["median_n_gal"] for c in deep) > max(c["median_n_gal"] for c in shallow)
     assert set(m["cases"]) == {"deep_nearby", "z0.3"}
-    states = {r["state"]: r for r in m["dynamical_state"]}
-    assert set(states) == set(amortised.DYNAMICAL_STATES)
-    # one random stream for every state: the switch alone changes the clusters
-    assert states["every cluster merging"]["median_n_gal"] > states[
+    variants = {r["variant"]: r for r in m["cluster_physics"]}
+    assert set(variants) == set(amortised.CLUSTER_PHYSICS)
+    # one random stream for every variant: the change alone changes the clusters
+    assert variants["every cluster merging"]["median_n_gal"] > variants[
         "relaxed: no infalling group, no merger"]["median_n_gal"]
-    assert "Dynamical state" in (tmp_path / "report.md").read_text()
+    assert "Cluster physics" in (tmp_path / "report.md").read_text()
     assert m["trained_on"]["amortised"] and m["trained_on"]["z_range"] == [0.01, 0.3]
     assert (tmp_path / "figures" / "grid.png").stat().st_size > 10_000
     assert (tmp_path / "model" / "bundle.json").is_file()
