@@ -1,6 +1,7 @@
 """Training clusters over observing conditions, and networks given global inputs."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -134,6 +135,12 @@ def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
     for (k, a), (_, b) in zip(model.npe.model.state_dict().items(),
                               again.npe.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=k)
+    # a loaded classifier saved again keeps the record of its training
+    loaded = CylinderModel.load(tmp_path / "m")
+    loaded.save(tmp_path / "m2")
+    record = [json.loads((tmp_path / d / "classifier" / "model.json").read_text())["training"]
+              for d in ("m", "m2")]
+    assert record[0] is not None and record[0] == record[1]
     with pytest.raises(ValueError, match="global inputs"):
         train_bundle(SimulatorConfig(setup="cylinder"), "tiny", progress=False,
                      classifier=model.classifier)

@@ -12,6 +12,7 @@ import torch
 
 from pyro_clusters.diagnostics import (
     PosteriorSamples,
+    calibrated_max_dev,
     hdi_intervals,
     hpd_coverage,
     load_posterior,
@@ -35,6 +36,33 @@ def gaussian_case(seed=0, width=1.0, shift=0.0):
 
 
 MID = slice(10, 91)  # levels 0.1 ... 0.9
+
+
+def test_calibrated_max_dev_is_the_deviation_a_calibrated_posterior_shows():
+    # 300 calibrated sets of 200 clusters (truths drawn from the posteriors): the share whose
+    # max deviation exceeds the q-quantile is 1 - q, within 3 binomial sigmas
+    rng = np.random.default_rng(4)
+    n, reps, q = 200, 300, 0.8
+    limit = calibrated_max_dev(n, q)
+    over = {"hpd": 0, "tarp": 0}
+    for _ in range(reps):
+        mu, sd = rng.uniform(14.0, 15.3, n), rng.uniform(0.05, 0.25, n)
+        samples = mu[:, None] + sd[:, None] * rng.standard_normal((n, 300))
+        truth = mu + sd * rng.standard_normal(n)
+        over["hpd"] += hpd_coverage(samples, truth).max_abs_dev > limit
+        over["tarp"] += tarp_coverage(samples, truth, rng, n_bootstrap=0).max_abs_dev > limit
+    tol = 3 * np.sqrt(q * (1 - q) / reps)
+    for method, k in over.items():
+        assert abs(k / reps - (1 - q)) < tol, method
+    # the numbers quoted in the docs
+    assert calibrated_max_dev(500, 0.5) == pytest.approx(0.037, abs=5e-4)
+    assert calibrated_max_dev(500, 0.95) == pytest.approx(0.060, abs=5e-4)
+    np.testing.assert_allclose(calibrated_max_dev(500, [0.5, 0.95]),
+                               [calibrated_max_dev(500, 0.5), calibrated_max_dev(500, 0.95)])
+    with pytest.raises(ValueError, match="n_clusters"):
+        calibrated_max_dev(0)
+    with pytest.raises(ValueError, match="q must"):
+        calibrated_max_dev(10, 1.0)
 
 
 @pytest.mark.parametrize("method", ["hpd", "tarp"])

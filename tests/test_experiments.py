@@ -321,7 +321,7 @@ def test_amortised_experiment_end_to_end(tmp_path):
     from experiments import amortised
 
     assert amortised.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "1",
-                           "--no-progress"]) == 0
+                           "--n-case", "7", "--no-progress"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert len(m["grid"]) == len(amortised.GRID_Z) * len(amortised.GRID_DEPTH)
     assert {"scatter_dex", "bias_dex", "hpd_max_abs_dev", "tarp_max_abs_dev"} <= set(
@@ -330,6 +330,7 @@ def test_amortised_experiment_end_to_end(tmp_path):
     shallow = [c for c in m["grid"] if c["log_mstar_min"] == 10.0]
     assert min(c["median_n_gal"] for c in deep) > max(c["median_n_gal"] for c in shallow)
     assert set(m["cases"]) == {"deep_nearby", "z0.3"}
+    assert {c["n"] for c in m["cases"].values()} == {7}
     variants = {r["variant"]: r for r in m["cluster_physics"]}
     assert set(variants) == set(amortised.CLUSTER_PHYSICS)
     # one random stream for every variant: the change alone changes the clusters

@@ -15,6 +15,7 @@ from pyro_clusters.diagnostics.comparison import compare_posteriors, per_cluster
 from pyro_clusters.diagnostics.coverage import (
     CoverageResult,
     TarpResult,
+    calibrated_max_dev,
     hdi_intervals,
     hpd_coverage,
     hpd_credibility,
@@ -56,6 +57,7 @@ __all__ = [
     "compare_posteriors",
     "evaluate",
     "hdi_intervals",
+    "calibrated_max_dev",
     "hpd_coverage",
     "hpd_credibility",
     "load_posterior",

@@ -19,6 +19,12 @@ f_i = fraction of draws closer to the reference than the truth; ECP(alpha) = mea
 Written from the paper, not the PyPI ``tarp`` 0.1.1 (which reseeds numpy's global generator,
 edits its inputs under bootstrap and defaults to un-normalised references);
 tested against sbi's ``_run_tarp``.
+
+**Noise.** Even a calibrated posterior shows a max deviation max |ECP - alpha| > 0 on a
+finite set: its credibilities are n uniform draws, so the deviation is (up to the grid of
+levels) the Kolmogorov-Smirnov statistic D_n. ``calibrated_max_dev`` gives its quantiles:
+on 500 clusters the median is 0.037 and the 95th percentile 0.060, and a calibrated
+posterior exceeds 0.05 with probability 0.16.
 """
 
 from __future__ import annotations
@@ -26,13 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kstest
+from scipy.stats import kstest, kstwo
 
 from pyro_clusters.diagnostics.posterior import validate_samples
 
 __all__ = [
     "CoverageResult",
     "TarpResult",
+    "calibrated_max_dev",
     "hdi_intervals",
     "hpd_coverage",
     "hpd_credibility",
@@ -89,6 +96,34 @@ class TarpResult:
     def to_dict(self) -> dict:
         """``{"levels": [...], "ecp": [...]}`` as in the metrics.json contract."""
         return {"levels": self.levels.tolist(), "ecp": self.ecp.tolist()}
+
+
+def calibrated_max_dev(n_clusters: int, q: float | np.ndarray = 0.95) -> float | np.ndarray:
+    """Quantile ``q`` of the max |ECP - alpha| that a calibrated posterior shows on n clusters.
+
+    A calibrated posterior's HPD credibilities (and TARP's f_i) are n independent U(0, 1)
+    draws, so max over alpha of |ECP(alpha) - alpha| is the two-sided Kolmogorov-Smirnov
+    statistic D_n, whose exact finite-n distribution scipy's ``kstwo`` gives (on a grid of
+    levels the deviation can only be smaller: 200 simulated calibrated sets of 500 clusters
+    gave a median of 0.036 and a 95th percentile of 0.060 for both ``hpd_coverage`` and
+    ``tarp_coverage``, against 0.037 and 0.060 here). A measured deviation above the 0.95
+    quantile is evidence of miscalibration at the 5 % level; one below it is not evidence of
+    calibration.
+
+    Args:
+        n_clusters: clusters the coverage was measured on.
+        q: quantile(s) in (0, 1).
+
+    Returns:
+        the deviation (a float for a scalar ``q``).
+    """
+    if n_clusters < 1:
+        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
+    q = np.asarray(q, dtype=float)
+    if np.any((q <= 0) | (q >= 1)):
+        raise ValueError("q must lie in (0, 1)")
+    out = kstwo.ppf(q, n_clusters)
+    return float(out) if out.ndim == 0 else out
 
 
 def _ecdf_below(values: np.ndarray, levels: np.ndarray, strict: bool) -> np.ndarray:

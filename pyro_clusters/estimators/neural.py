@@ -67,6 +67,7 @@ class NeuralModel(Model):
         self.model: nn.Module | None = None
         self.trained_on: dict = {}
         self.result: TrainResult | None = None
+        self._loaded_training: dict | None = None  # a loaded model's record, saved again
         self.train_seconds: float | None = None
 
     @classmethod
@@ -196,7 +197,8 @@ class NeuralModel(Model):
 
     def _state(self) -> dict:
         return {"trained_on": self.trained_on, "train_seconds": self.train_seconds,
-                "training": self.result.to_dict() if self.result else None,
+                "training": (self.result.to_dict() if self.result
+                             else self._loaded_training),
                 **self._network_state()}
 
     def _write_files(self, path: Path) -> None:
@@ -214,6 +216,7 @@ class NeuralModel(Model):
     def _restore(self, meta: dict, path: Path, device: str | None) -> None:
         self.trained_on = meta["trained_on"]
         self.train_seconds = meta.get("train_seconds")
+        self._loaded_training = meta.get("training")
         self._restore_network(meta, path)
         state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
         for old, new in self.legacy_state_keys.items():  # models saved in format version 1
