@@ -8,6 +8,7 @@ import pytest
 from pyro_clusters.cli.report import main as report_main
 from pyro_clusters.diagnostics import (
     PosteriorSamples,
+    calibrated_max_dev,
     recentre,
     save_posterior,
     subsample,
@@ -121,6 +122,9 @@ def test_write_report_contract_and_figures(msigma, sets, tmp_path):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert f"figures/{fig}.png" in report
     assert "`msigma_wide`" in report
+    n = len(test)
+    assert f"calibrated posterior on {n} clusters" in report
+    assert f"{calibrated_max_dev(n, 0.95):.3f}" in report
 
 
 def test_tarp_of_one_estimator_independent_of_its_company(msigma, sets, tmp_path):
