@@ -47,7 +47,7 @@ def main() -> None:
     with torch.no_grad():
         for index, b in npe._indexed_batches(clusters, inputs, targets,
                                              npe.config.eval_batch_size):
-            per_cluster = -npe.model.flow.log_prob(b.y, npe.model.embed(b.x, b.mask, b.g))
+            per_cluster = npe._nll(npe.model, b)
             loss[index] = per_cluster.cpu().numpy()
             batch_means.append(float(per_cluster.mean()))
             sizes.append(len(index))

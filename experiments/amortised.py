@@ -141,12 +141,12 @@ WIDE_APERTURE, WIDE_V_CUT = 2.0, 2600.0
 
 def _clusters(n: int, z: float, depth: float, rng: np.random.Generator,
               prior=None, velocity_error: float = 0.0, aperture: float | None = None,
-              v_cut: float | None = None):
+              v_cut: float | None = None, halo: dict | None = None):
     base = SimulatorConfig(setup="cylinder", z=z)
     obs = base.observation
     base = base.replace(observation=dataclasses.replace(
         obs, velocity_error_kms=velocity_error, aperture=aperture or obs.aperture,
-        v_cut=v_cut or obs.v_cut))
+        v_cut=v_cut or obs.v_cut), halo=dataclasses.replace(base.halo, **(halo or {})))
     cs = simulate_selected(n, prior or FlatLogMassPrior(), at_depth(base, depth), rng)[0]
     cs.clusters["z"] = np.full(len(cs), z)
     return cs
@@ -158,14 +158,11 @@ def _cluster_physics(models: dict[str, CylinderModel], n: int, seed: int) -> lis
     Every variant gets the same random stream, so the variants differ by their change alone.
     """
     z, depth, log_m = CASES["deep_nearby"]
-    base = at_depth(SimulatorConfig(setup="cylinder", z=z), depth)
     rows = []
     for name, changes in CLUSTER_PHYSICS.items():
-        config = base.replace(halo=dataclasses.replace(base.halo, **changes))
         rng = np.random.default_rng([seed, PHYSICS_STREAM])
-        cs = simulate_selected(n, FlatLogMassPrior(log_m - 0.02, log_m + 0.02), config,
-                               rng)[0]
-        cs.clusters["z"] = np.full(len(cs), z)
+        cs = _clusters(n, z, depth, rng, FlatLogMassPrior(log_m - 0.02, log_m + 0.02),
+                       halo=changes)
         row = {"variant": name, "changes": changes, "median_n_gal": float(np.median(cs.n_gal))}
         for label, model in models.items():
             m, _ = _cell_metrics(model, cs, rng, n_draws=500)
@@ -283,8 +280,8 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool,
                     "shipped_single_setup": _cell_metrics(shipped, cs, rng)[0]}
     cases = {}
     for name, (z, depth, log_m) in CASES.items():
-        cs = _clusters(n_case or run_size.n_case, z, depth, rng, FlatLogMassPrior(log_m - 0.02,
-                                                                         log_m + 0.02))
+        cs = _clusters(n_case or run_size.n_case, z, depth, rng,
+                       FlatLogMassPrior(log_m - 0.02, log_m + 0.02))
         cases[name] = {"z": z, "log_mstar_min": depth, "log_m": log_m,
                        **_cell_metrics(model, cs, rng)[0],
                        "single_setup": _cell_metrics(shipped, cs, rng)[0]}

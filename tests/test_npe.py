@@ -284,8 +284,7 @@ def test_estimator_validation_loss_weighs_budget_packed_batches_by_their_cluster
     sizes = [len(b.y) for b in batches]
     assert len(set(sizes)) > 1 and sum(sizes) == len(val)
     with torch.no_grad():  # the per-cluster loss, summed over every batch
-        per_cluster = torch.cat([-est.model.flow.log_prob(b.y, est.model.embed(b.x, b.mask, b.g))
-                                 for b in batches])
+        per_cluster = torch.cat([est._nll(est.model, b) for b in batches])
     assert per_cluster.shape == (len(val),)
     assert est.result.history[-1]["val_loss"] == pytest.approx(float(per_cluster.mean()),
                                                                rel=1e-5)

@@ -175,12 +175,16 @@ class NPEDeepSets(SetNetwork, Estimator):
                        ) -> np.ndarray:
         return targets[index]
 
-    def _loss(self, model: ResidualFlow, batch: SetBatch) -> torch.Tensor:
+    def _nll(self, model: ResidualFlow, batch: SetBatch) -> torch.Tensor:
+        """Negative log density of each cluster's residual target [nats], (batch,)."""
         context = model.embed(batch.x, batch.mask, batch.g)
         # the density is float32 even in mixed-precision training (TrainConfig.precision):
         # the encoder carries the cost, the spline's log-Jacobian wants the digits
         with torch.autocast(context.device.type, enabled=False):
-            return -model.flow.log_prob(batch.y, context.float()).mean()
+            return -model.flow.log_prob(batch.y, context.float())
+
+    def _loss(self, model: ResidualFlow, batch: SetBatch) -> torch.Tensor:
+        return self._nll(model, batch).mean()
 
     # -- estimator contract ---------------------------------------------------------------
     @torch.no_grad()
