@@ -17,7 +17,7 @@ it on mocks:
 - the centre and the redshift taken as given: on the deep nearby case, how far the posterior
   medians move when the centre is off on the sky or the cluster velocity is off
   (:func:`~pyro_clusters.diagnostics.robustness.centre_shift`), and what ``--refine-z``
-  (:func:`~pyro_clusters.realfield.inference.refine_redshift`) does to a redshift 300 km/s
+  (:func:`~pyro_clusters.realfield.redshift.refine_redshift`) does to a redshift 300 km/s
   off and to a correct one;
 - the cluster physics the models assume: the deep nearby case again with every cluster
   relaxed, merging, with an infalling group, on isotropic orbits or spherical, and with
@@ -181,7 +181,7 @@ def _refine_z_shift(model: CylinderModel, wide, z: float, dv: float = 300.0,
     """
     from pyro_clusters.cosmology import C_KMS
     from pyro_clusters.data.clusters import ClusterSet
-    from pyro_clusters.realfield.inference import refine_redshift
+    from pyro_clusters.realfield.redshift import refine_redshift
     from pyro_clusters.realfield.table import RedshiftTable, cluster_to_table, observe_field
 
     t = model.trained_on

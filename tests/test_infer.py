@@ -12,13 +12,9 @@ from pyro_clusters.realfield.bundle import (
     default_model_path,
     train_bundle,
 )
-from pyro_clusters.realfield.inference import (
-    infer_cluster,
-    member_velocity_offset,
-    mismatch_warnings,
-    refine_redshift,
-    subsample_sets,
-)
+from pyro_clusters.realfield.inference import infer_cluster, subsample_sets
+from pyro_clusters.realfield.mismatch import mismatch_warnings
+from pyro_clusters.realfield.redshift import member_velocity_offset, refine_redshift
 from pyro_clusters.realfield.table import (
     ObservationError,
     cluster_to_table,

@@ -122,3 +122,52 @@ def test_centres_table_errors(tmp_path):
     (tmp_path / "ok.csv").write_text("RAJ2000 DEJ2000 redshift\n10 20 0.1\n")
     c = read_centres(tmp_path / "ok.csv")
     assert list(c.name) == ["row1"] and c.columns["z"] == "redshift"
+
+
+def test_one_cluster_is_a_batch_of_one(survey):
+    """The single-cluster path and the batch give a cluster the same draws, warnings and
+    leakage (same seed, the cluster alone in the batch)."""
+    _, table, centres, model = survey
+    t = model.trained_on
+    one = type(centres)(centres.name[3:4], centres.ra[3:4], centres.dec[3:4], centres.z[3:4],
+                        centres.columns, centres.source)
+    batch = infer_survey(table, one, model, n_draws=500, seed=4, progress=False)
+    obs = observe_field(table, centres.ra[3], centres.dec[3], centres.z[3], t["aperture"],
+                        t["v_cut"])
+    from pyro_clusters.realfield.redshift import refine_redshift
+
+    check = refine_redshift(table, centres.ra[3], centres.dec[3], centres.z[3], model)
+    single = infer_cluster(obs, model, n_draws=500, seed=4, refined=check)
+    np.testing.assert_array_equal(batch.draws[0], single.draws)
+    assert batch.warnings[0] == single.warnings
+    assert batch.posteriors[0].settings["leakage_fraction"] == \
+        single.settings["leakage_fraction"]
+    assert batch.posteriors[0].settings["member_velocity_offset_kms"] == \
+        single.settings["member_velocity_offset_kms"]
+
+
+def test_leakage_is_each_clusters_own():
+    """A batch reports each cluster's own share of draws outside the prior, not the batch's."""
+    from pyro_clusters.estimators.base import Estimator
+    from pyro_clusters.estimators.prior import PriorReweighted
+
+    class Fixed(Estimator):
+        name = "fixed_test"
+
+        def __init__(self, centres):
+            self.centres = np.asarray(centres)
+
+        def _fit(self, splits):
+            pass
+
+        def sample(self, clusters, n, rng):
+            noise = 0.1 * rng.standard_normal((len(clusters), n))
+            return self.centres[:len(clusters), None] + noise
+
+    cs = simulate_selected(2, FlatLogMassPrior(14.2, 14.4), SimulatorConfig(),
+                           np.random.default_rng(0))[0]
+    est = PriorReweighted(Fixed([14.0, 15.5]), lambda x: ((x >= 13.5) & (x <= 15.5)) * 1.0)
+    info = est.sample_with_info(cs, 4000, np.random.default_rng(1)).info
+    each = info["zero_weight_fraction_per_cluster"]
+    assert each[0] == 0.0 and each[1] == pytest.approx(0.5, abs=0.03)  # half above 15.5
+    assert info["zero_weight_fraction"] == pytest.approx(each.mean())

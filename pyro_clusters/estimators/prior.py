@@ -131,7 +131,9 @@ class PriorReweighted(Estimator):
         """Draws (n_clusters, n) and what the resampling learned.
 
         ``info["ess"]`` is the effective sample size per cluster, ``"zero_weight_fraction"``
-        the share of the base's first draws that the new prior rejects (outside its support).
+        the share of the base's first draws that the new prior rejects (outside its support),
+        over all clusters, and ``"zero_weight_fraction_per_cluster"`` the same share for
+        each cluster, (n_clusters,).
 
         Rows whose draws all fall outside the new prior's support (a posterior far in the tail
         of the new prior) are redrawn with 16x and then 256x more base samples before giving
@@ -139,6 +141,7 @@ class PriorReweighted(Estimator):
         """
         draws = self.base.sample(clusters, self.oversample * n, rng)
         w = self._weights(draws)
+        zero_each = np.mean(w <= 0, axis=1)
         zero = float(np.mean(w <= 0))
         out = np.empty((len(clusters), n))
         ess = np.empty(len(clusters))
@@ -153,7 +156,8 @@ class PriorReweighted(Estimator):
                 ess[todo[ok]] = w[ok].sum(1) ** 2 / (w[ok] ** 2).sum(1)
             todo = todo[~ok]
             if todo.size == 0:
-                return SampleResult(out, {"ess": ess, "zero_weight_fraction": zero})
+                return SampleResult(out, {"ess": ess, "zero_weight_fraction": zero,
+                                          "zero_weight_fraction_per_cluster": zero_each})
         raise ValueError(f"{todo.size} cluster(s) (first: index {todo[0]}) have no posterior "
                          "mass inside the new prior's support even with 256x more draws")
 

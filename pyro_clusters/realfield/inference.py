@@ -15,20 +15,23 @@ drawn at random from the Universe. Either way the flow's draws go through
 weight prior / flat), which also rejects the draws the flow puts outside the prior's range
 ("leakage", reported in the summary).
 
-Mismatch with the training set is reported, not hidden (:func:`mismatch_warnings`): redshift
-far from the training redshift, richness outside the training range, a table that does not
-cover the aperture or the velocity window, a posterior pressed against the edge of the training
-prior, and the classifier's members centred away from the given redshift
-(:func:`member_velocity_offset`). Subsampling draws K random subsets of N galaxies and mixes their
-posteriors in equal parts (for fields richer than any training cluster, e.g. a deeper survey).
+One path for one cluster or many: :func:`infer_cylinders` takes any number of observed
+cylinders (a survey's, :mod:`~pyro_clusters.realfield.survey`) and gives each its posterior in
+one classifier pass and one NPE call per prior; :func:`infer_cluster` is a batch of one (plus
+subsampling), so a cluster gets the same posterior, warnings and leakage whichever way it is
+asked. Mismatch with the training set is reported, not hidden
+(:func:`~pyro_clusters.realfield.mismatch.cluster_warnings`). Subsampling draws K random
+subsets of N galaxies and mixes their posteriors in equal parts (for fields richer than any
+training cluster, e.g. a deeper survey).
 
 The cluster redshift is taken as given, while the mocks' velocities are relative to the halo's
 own: on mock clusters of 10^15 h^-1 Msun at z = 0.023 seen to 10^8 h^-1 Msun, a cluster
 velocity off by 300 km/s (about the difference between heliocentric and CMB-frame redshifts in
 some directions) lowers the posterior median by 0.10 dex, 400 km/s by 0.15 dex, while centres off
 by 0.1-0.2 h^-1 Mpc on the sky move it by < 0.03 dex
-(:func:`pyro_clusters.diagnostics.robustness.centre_shift`). :func:`refine_redshift` moves the
-redshift to the members' mean velocity before inference (``--refine-z``).
+(:func:`pyro_clusters.diagnostics.robustness.centre_shift`).
+:func:`~pyro_clusters.realfield.redshift.refine_redshift` moves the redshift to the members'
+mean velocity before inference (``--refine-z``).
 """
 
 from __future__ import annotations
@@ -38,138 +41,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyro_clusters import defaults
-from pyro_clusters.cosmology import C_KMS, get_cosmology
+from pyro_clusters.cosmology import get_cosmology
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.realfield.table import (
-    FieldObservation,
-    ObservationError,
-    RedshiftTable,
-    observe_field,
-)
+from pyro_clusters.realfield.mismatch import cluster_warnings
+from pyro_clusters.realfield.redshift import RefinedRedshift, member_velocity_offset
+from pyro_clusters.realfield.table import FieldObservation, ObservationError
 
-__all__ = ["ClusterPosterior", "RefinedRedshift", "infer_cluster", "member_velocity_offset",
-           "mismatch_warnings", "msigma_estimates", "refine_redshift", "subsample_sets"]
+__all__ = ["HMF_Z_STEP", "OVERSAMPLE", "PERCENTILES", "PRIORS", "ClusterPosterior",
+           "infer_cluster", "infer_cylinders", "msigma_estimates", "posterior_summary",
+           "subsample_sets"]
 
-#: |z - z_train| above max(DZ_ABS, DZ_REL * z_train) is reported as a redshift mismatch.
-DZ_ABS, DZ_REL = 0.02, 0.2
 #: percentiles reported, in per cent.
 PERCENTILES = (2.5, 16.0, 50.0, 84.0, 97.5)
 #: flow draws per returned draw (sampling-importance-resampling onto the prior).
 OVERSAMPLE = 4
-#: fraction of flow draws outside the prior range above which a warning is given.
-LEAKAGE_WARN = 0.05
-#: members' mean velocity [km/s] off the given redshift by more than this and by more than
-#: VELOCITY_OFFSET_SIGMA standard errors is reported. Substructure and mergers move the
-#: members' mean off the halo's velocity by up to ~300 km/s in the mocks (30 correctly
-#: centred 10^15 h^-1 Msun clusters at z = 0.023 seen to 10^8: |shift| > 150 km/s in 6, > 300
-#: in 1), so the threshold is 300 km/s: rare on a correct redshift, while a 300 km/s error
-#: lowers the mass by ~0.1 dex.
-VELOCITY_OFFSET_WARN, VELOCITY_OFFSET_SIGMA = 300.0, 3.0
-
-
-def member_velocity_offset(annotated: ClusterSet) -> tuple[np.ndarray, np.ndarray]:
-    """Membership-weighted mean line-of-sight velocity of each cylinder, and its error.
-
-        v_c = sum_i p_i v_i / sum_i p_i,   s.e. = sqrt(sum_i p_i (v_i - v_c)^2 / sum_i p_i)
-                                                  / sqrt(sum_i p_i)
-
-    with p_i the classifier's ``p_member``. The classifier was trained on cylinders centred on
-    the halo's velocity, so it favours galaxies near v = 0 and v_c underestimates a true
-    offset (about 0.6 of it at 150-300 km/s); :func:`refine_redshift` iterates.
-
-    Args:
-        annotated: clusters whose galaxies carry ``p_member``.
-
-    Returns:
-        (v_c, s.e.) [km/s], each (n_clusters,); NaN for a cluster with sum p = 0.
-    """
-    p = np.asarray(annotated.galaxies["p_member"], np.float64)
-    v = np.asarray(annotated.galaxies["v_los"], np.float64)
-    idx, n = annotated.cluster_index(), len(annotated)
-    w = np.bincount(idx, p, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.bincount(idx, p * v, minlength=n) / w
-        var = np.bincount(idx, p * (v - mean[idx]) ** 2, minlength=n) / w
-        return mean, np.sqrt(var / w)
-
-
-def _offset_warning(offset: float, error: float, z: float) -> str | None:
-    """The velocity-offset warning, if the members are off by > 300 km/s and > 3 s.e."""
-    if not (abs(offset) > VELOCITY_OFFSET_WARN and abs(offset) > VELOCITY_OFFSET_SIGMA * error):
-        return None
-    return (f"the classifier's members are centred at v_los = {offset:+.0f} +- {error:.0f} "
-            f"km/s, not at the given redshift {z:.5g}: a cluster redshift that far off (e.g. "
-            "a CMB-frame redshift with heliocentric galaxy redshifts) biases the mass low "
-            "(-0.1 dex for 300 km/s on mocks); check the redshift, or use --refine-z (a "
-            "merging cluster's members can also be off its mean by this much)")
-
-
-@dataclass(frozen=True)
-class RefinedRedshift:
-    """The cluster redshift moved to its members' mean velocity (:func:`refine_redshift`).
-
-    Attributes:
-        z: the refined cluster redshift.
-        z_given: the redshift it started from.
-        shift_kms: total velocity shift, c (z - z_given) / (1 + z_given) [km/s].
-        error_kms: standard error of the members' mean velocity at the end [km/s].
-        iterations: re-observations made.
-        converged: the last step was below the tolerance.
-    """
-
-    z: float
-    z_given: float
-    shift_kms: float
-    error_kms: float
-    iterations: int
-    converged: bool
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able values."""
-        return {"z": self.z, "z_given": self.z_given, "shift_kms": self.shift_kms,
-                "error_kms": self.error_kms, "iterations": self.iterations,
-                "converged": self.converged}
-
-
-def refine_redshift(table: RedshiftTable, ra: float, dec: float, z: float, model,
-                    max_iter: int = 20, tol_kms: float = 5.0) -> RefinedRedshift:
-    """Move the cluster redshift to the classifier's members' mean velocity.
-
-    Repeats: cut the cylinder about (ra, dec, z) with the model's aperture and window,
-    annotate with the classifier, shift z by (1 + z) v_c / c (:func:`member_velocity_offset`)
-    -- until |v_c| < ``tol_kms``. Each step recovers about 0.6 of the remaining offset, so a
-    300 km/s error takes ~6 steps. On correctly centred mocks it moves the redshift by about
-    the standard error of the members' mean (~30 km/s for 1,000 galaxies, ~80 for 200).
-
-    Args:
-        table: the galaxies.
-        ra: cluster centre right ascension [deg].
-        dec: cluster centre declination [deg].
-        z: the given cluster redshift.
-        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
-        max_iter: most re-observations.
-        tol_kms: convergence tolerance on the step [km/s].
-
-    Returns:
-        :class:`RefinedRedshift`.
-
-    Raises:
-        ObservationError: the cylinder empties on the way (a redshift far off).
-    """
-    t = model.trained_on
-    z_k, converged, k, error = float(z), False, 0, float("nan")
-    for k in range(1, max_iter + 1):  # noqa: B007 -- k is reported
-        obs = observe_field(table, ra, dec, z_k, t["aperture"], t["v_cut"])
-        offset, err = member_velocity_offset(model.annotate(obs.clusters))
-        step, error = float(offset[0]), float(err[0])
-        if not np.isfinite(step):
-            raise ObservationError("no classifier member in the cylinder: cannot refine the "
-                                   "redshift")
-        z_k += (1.0 + z_k) * step / C_KMS
-        if abs(step) < tol_kms:
-            converged = True
-            break
-    return RefinedRedshift(z_k, float(z), C_KMS * (z_k - z) / (1.0 + z), error, k, converged)
+#: the priors a posterior can be asked under
+PRIORS = ("flat", "hmf")
+#: the ``hmf`` prior is the mass function at the cluster redshift rounded to this step (one
+#: prior per step for a whole survey; the mass function changes by < 1 % across one step).
+HMF_Z_STEP = 0.005
 
 
 @dataclass
@@ -194,70 +84,6 @@ class ClusterPosterior:
     warnings: list[str]
     settings: dict
     summary: dict = field(default_factory=dict)
-
-
-def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | None = None
-                      ) -> list[str]:
-    """Ways the observation differs from what the model was trained on, each with a remedy.
-
-    Args:
-        obs: the observed cylinder.
-        trained_on: the bundle's ``trained_on`` (z, aperture, v_cut, richness percentiles).
-        n_used: galaxies per posterior after subsampling (default: all of the cylinder's).
-
-    Returns:
-        messages (empty if none applies).
-    """
-    out = []
-    z, z_train = obs.center[2], trained_on["z"]
-    retrain = ("--model amortised (the shipped model for z 0.01-0.3 and any survey depth), "
-               f"or train one: python -m pyro_clusters train --z {z:.4g} --aperture "
-               f"{trained_on['aperture']} --v-cut {trained_on['v_cut']:g} --out DIR (about 20 "
-               "min on 2 CPU cores), then --model DIR")
-    if "z_range" in trained_on:  # an amortised model: the redshift is one of its inputs
-        lo, hi = trained_on["z_range"]
-        if not lo <= z <= hi:
-            out.append(f"redshift {z:.4g} is outside the model's training range "
-                       f"[{lo:g}, {hi:g}]: the model extrapolates")
-    elif abs(z - z_train) > max(DZ_ABS, DZ_REL * z_train):
-        out.append(f"redshift {z:.4g} is far from the training redshift {z_train:.4g}: the "
-                   "aperture in h^-1 Mpc covers a different part of the cluster's "
-                   f"galaxy population than in training; use {retrain}")
-    r = trained_on["richness"]
-    lo, hi = float(r["1"]), float(r["99"])
-    n = obs.n_gal if n_used is None else n_used
-    if n > hi:
-        out.append(f"{n} galaxies in the cylinder, more than 99 % of training clusters "
-                   f"({hi:.0f}); a deeper survey than the mocks' galaxy selection? "
-                   f"--subsample auto uses random subsets of {int(hi)} galaxies")
-    elif n < lo:
-        out.append(f"{n} galaxies in the cylinder, fewer than 99 % of training clusters "
-                   f"({lo:.0f}): a shallow or incomplete survey; the posterior is wide and "
-                   "the model has seen few such clusters")
-    aperture, v_cut = trained_on["aperture"], trained_on["v_cut"]
-    if obs.coverage_radius < 0.95 * aperture:
-        out.append(f"the table reaches only {obs.coverage_radius:.2f} h^-1 Mpc from the centre "
-                   f"(inside the velocity window) but the model's aperture is {aperture} h^-1 "
-                   "Mpc: the outer cylinder is missing, so richness and interloper fraction "
-                   f"differ from training; use a wider table or train with --aperture "
-                   f"{obs.coverage_radius:.2f}")
-    vmin, vmax = obs.velocity_span
-    if obs.n_gal >= 30 and (vmin > -0.75 * v_cut or vmax < 0.75 * v_cut):
-        out.append(f"inside the aperture the table spans only v_los = {vmin:.0f} .. {vmax:.0f} "
-                   f"km/s of the model's +-{v_cut:g} km/s window: a pre-selected member list? "
-                   "The model expects every galaxy in the window, interlopers included")
-    return out
-
-
-def _edge_warning(draws: np.ndarray, log_m_range: tuple[float, float]) -> str | None:
-    lo, hi = log_m_range
-    p_lo, p_hi = np.percentile(draws, [2.5, 97.5])
-    if p_lo < lo + 0.05 or p_hi > hi - 0.05:
-        side = "lower" if p_lo < lo + 0.05 else "upper"
-        return (f"the posterior reaches the {side} edge of the training range "
-                f"[{lo:.2f}, {hi:.2f}]; the mass may lie outside it and the posterior is "
-                "truncated there")
-    return None
 
 
 def subsample_sets(clusters: ClusterSet, n: int, k: int, rng: np.random.Generator
@@ -307,11 +133,193 @@ def msigma_estimates(model, annotated: ClusterSet) -> list[dict]:
              "scatter_dex": scatter} for s, k, m in zip(sigma_v, n_members, log_m, strict=True)]
 
 
+def _check_options(prior: str, n_draws: int) -> None:
+    if prior not in PRIORS:
+        raise ObservationError(f"prior must be 'flat' or 'hmf', got {prior!r}")
+    if n_draws < 2:
+        raise ObservationError("need at least 2 draws")
+
+
+def _prior_range(trained_on: dict) -> tuple[float, float]:
+    lo, hi = trained_on.get("prior_range", trained_on["log_m_range"])
+    return lo, hi
+
+
+def _n_min(trained_on: dict) -> int:
+    return int(trained_on.get("n_min", defaults.N_MIN))
+
+
+def sample_posteriors(annotated: ClusterSet, z: np.ndarray, model, n_draws: int, prior: str,
+                      rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """The NPE's draws under the chosen prior for every cluster of an annotated set.
+
+    The flow's draws go through :class:`~pyro_clusters.estimators.prior.PriorReweighted`
+    (weight prior / flat; ``hmf``: the mass function at each cluster's z on the
+    :data:`HMF_Z_STEP` grid, one call per grid step), which also rejects the draws outside the
+    prior's range (leakage, per cluster). A group with a cluster whose posterior lies entirely
+    outside the range is redone one cluster at a time.
+
+    Args:
+        annotated: the clusters, galaxies with ``p_member``.
+        z: each cluster's redshift, (n_clusters,).
+        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
+        n_draws: draws per cluster.
+        prior: ``flat`` or ``hmf``.
+        rng: the draws' generator.
+
+    Returns:
+        (draws (n_clusters, n_draws) of log10(M200c / h^-1 Msun), NaN for a failed cluster;
+        leakage per cluster; {index: reason} of the clusters with no posterior).
+    """
+    from pyro_clusters.estimators.prior import PriorReweighted
+    from pyro_clusters.simulator.priors import HaloMassFunctionSampler
+
+    lo, hi = _prior_range(model.trained_on)
+    keys = np.round(np.asarray(z) / HMF_Z_STEP) if prior == "hmf" else np.zeros(len(annotated))
+    draws = np.full((len(annotated), n_draws), np.nan)
+    leakage = np.zeros(len(annotated))
+    failed: dict[int, str] = {}
+    for key in np.unique(keys):
+        group = np.flatnonzero(keys == key)
+        if prior == "hmf":
+            new_prior = HaloMassFunctionSampler(lo, hi, z=max(key * HMF_Z_STEP, 1e-3))
+        else:  # the training prior: flat, zero outside its range
+            def new_prior(x):
+                return ((x >= lo) & (x <= hi)).astype(np.float64)
+        est = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE)
+        parts = [group]
+        try:
+            res = est.sample_with_info(annotated.select(group), n_draws, rng)
+        except ValueError:  # some cluster of the group lies outside the prior: one at a time
+            parts = [[g] for g in group]
+        else:
+            draws[group] = res.draws
+            leakage[group] = res.info["zero_weight_fraction_per_cluster"]
+            continue
+        for part in parts:
+            try:
+                res = est.sample_with_info(annotated.select(part), n_draws, rng)
+            except ValueError as err:
+                failed[part[0]] = (f"the posterior lies entirely outside the model's prior "
+                                   f"range [{lo}, {hi}] in log10 M ({err}): this cluster is "
+                                   "outside what the model was trained on")
+                continue
+            draws[part] = res.draws
+            leakage[part] = res.info["zero_weight_fraction_per_cluster"]
+    return draws, leakage, failed
+
+
+def _annotate(observations: list[FieldObservation], model) -> tuple:
+    """One classifier pass over the cylinders: the annotated set, M-sigma, members' velocity."""
+    annotated = model.annotate(ClusterSet.concatenate([o.clusters for o in observations]))
+    return (annotated, msigma_estimates(model, annotated), *member_velocity_offset(annotated))
+
+
+def _settings(prior: str, seed, n_draws: int, leakage: float, offset: tuple[float, float],
+              ref: RefinedRedshift | None, applied: bool) -> dict:
+    notes = [] if not applied else [
+        f"--refine-z: redshift {ref.z_given:.5g} -> {ref.z:.5g} ({ref.shift_kms:+.0f} "
+        f"km/s, members' mean known to +-{ref.error_kms:.0f} km/s; {ref.iterations} "
+        "iterations" + ("" if ref.converged else ", not converged") + ")"]
+    return {"prior": prior, "subsample": None, "n_subsamples": None,
+            "seed": None if isinstance(seed, np.random.Generator) else seed,
+            "n_draws": n_draws, "leakage_fraction": leakage, "notes": notes,
+            "member_velocity_offset_kms": list(offset),
+            "refined_redshift": ref.to_dict() if applied else None,
+            "redshift_check": ref.to_dict() if ref is not None and not applied else None}
+
+
+def _offset(obs: FieldObservation, ref: RefinedRedshift | None, one_step: tuple[float, float]
+            ) -> tuple[bool, tuple[float, float]]:
+    """(redshift moved to the members?, the members' offset [km/s] and its error)."""
+    applied = ref is not None and abs(ref.z - obs.center[2]) < 1e-9
+    if ref is not None and not applied:  # refined for the check only
+        return applied, (ref.shift_kms, ref.error_kms)
+    return applied, (float(one_step[0]), float(one_step[1]))
+
+
+def infer_cylinders(observations: list[FieldObservation], model, n_draws: int = 4000,
+                    seed: int | np.random.Generator = 0, prior: str = "flat",
+                    refined: list[RefinedRedshift | None] | None = None
+                    ) -> list[ClusterPosterior | ObservationError]:
+    """Posteriors of log10 M200c for many observed cylinders at once (module docstring).
+
+    One classifier pass annotates every cylinder, one NPE call per prior
+    (:func:`sample_posteriors`) gives the draws; each cluster then gets its M-sigma
+    estimate, its warnings (:func:`~pyro_clusters.realfield.mismatch.cluster_warnings`, its
+    own leakage) and its summary.
+
+    Args:
+        observations: the cylinders (:func:`~pyro_clusters.realfield.table.observe_field`
+            with the model's aperture and v_cut), one per cluster.
+        model: a :class:`~pyro_clusters.realfield.bundle.CylinderModel`.
+        n_draws: posterior draws per cluster.
+        seed: seed (or generator) of the flow's draws, one stream for the whole call.
+        prior: ``flat`` (training prior) or ``hmf`` (halo mass function at each cluster's z).
+        refined: per cylinder, its :func:`~pyro_clusters.realfield.redshift.refine_redshifts`
+            result or None. A cylinder cut at its refined redshift records the refinement in
+            its settings and notes; otherwise the refinement's shift is what the
+            velocity-offset warning tests (without one, the one-step
+            :func:`~pyro_clusters.realfield.redshift.member_velocity_offset`, which
+            underestimates an offset).
+
+    Returns:
+        per cylinder, its :class:`ClusterPosterior`, or the :class:`ObservationError` saying
+        why it has none (fewer galaxies than N_min, a posterior outside the prior range).
+
+    Raises:
+        ObservationError: a bad option (prior, draws).
+    """
+    _check_options(prior, n_draws)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    refined = list(refined) if refined is not None else [None] * len(observations)
+    if len(refined) != len(observations):
+        raise ValueError(f"{len(refined)} refinements for {len(observations)} cylinders")
+    t = model.trained_on
+    n_min = _n_min(t)
+    out: list[ClusterPosterior | ObservationError | None] = [None] * len(observations)
+    ok = []
+    for i, obs in enumerate(observations):
+        if obs.n_gal < n_min:
+            out[i] = ObservationError(
+                f"only {obs.n_gal} galaxies in the cylinder (R <= {t['aperture']} h^-1 Mpc, "
+                f"|v_los| <= {t['v_cut']:g} km/s); the model needs at least {n_min} (N_min of "
+                "its training clusters)")
+        else:
+            ok.append(i)
+    if not ok:
+        return out
+    annotated, msig, offsets, offset_errors = _annotate([observations[i] for i in ok], model)
+    draws, leakage, failed = sample_posteriors(
+        annotated, np.array([observations[i].center[2] for i in ok]), model, n_draws, prior,
+        rng)
+    p_all = annotated.galaxies["p_member"].astype(np.float64)
+    for k, i in enumerate(ok):
+        obs, ref = observations[i], refined[i]
+        if k in failed:
+            out[i] = ObservationError(failed[k])
+            continue
+        applied, offset = _offset(obs, ref, (offsets[k], offset_errors[k]))
+        settings = _settings(prior, seed, n_draws, float(leakage[k]), offset, ref, applied)
+        warn = cluster_warnings(obs, t, draws[k], float(leakage[k]),
+                                None if applied else offset)
+        post = ClusterPosterior(obs, p_all[annotated.offsets[k]:annotated.offsets[k + 1]],
+                                draws[k], msig[k], warn, settings)
+        post.summary = posterior_summary(post, model)
+        out[i] = post
+    return out
+
+
 def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int = 0,
                   prior: str = "flat", subsample: int | str | None = None,
                   n_subsamples: int = 20, refined: RefinedRedshift | None = None
                   ) -> ClusterPosterior:
-    """Posterior of log10 M200c for an observed cylinder.
+    """Posterior of log10 M200c for one observed cylinder.
+
+    Without subsampling this is :func:`infer_cylinders` of one cylinder. With it, K random
+    subsets of N galaxies each get the flow's posterior (:func:`sample_posteriors`) and their
+    draws are mixed in equal parts; the warnings are those of N galaxies.
 
     Args:
         obs: the cylinder (:func:`pyro_clusters.realfield.table.observe_field` with the
@@ -323,38 +331,22 @@ def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int =
         subsample: galaxies per random subset, ``"auto"`` (the 99th percentile of the training
             richness, if the cylinder has more), or None (all galaxies).
         n_subsamples: subsets whose posteriors are mixed in equal parts.
-        refined: :func:`refine_redshift` of this cluster, if run: when ``obs`` was cut at
-            its redshift, the refinement is recorded in the settings and notes; otherwise its
-            shift is what the velocity-offset warning tests (without it, the one-step
-            :func:`member_velocity_offset`, which underestimates an offset).
+        refined: :func:`~pyro_clusters.realfield.redshift.refine_redshift` of this cluster,
+            if run (:func:`infer_cylinders`).
 
     Returns:
         :class:`ClusterPosterior`.
 
     Raises:
-        ObservationError: fewer galaxies than the model's N_min, or a bad option.
+        ObservationError: fewer galaxies than the model's N_min, a posterior outside the
+            prior range, or a bad option.
     """
-    from pyro_clusters.estimators.prior import PriorReweighted
-    from pyro_clusters.simulator.priors import HaloMassFunctionSampler
-
-    trained_on = model.trained_on
-    n_min = int(trained_on.get("n_min", defaults.N_MIN))
-    if obs.n_gal < n_min:
-        raise ObservationError(
-            f"only {obs.n_gal} galaxies in the cylinder (R <= {trained_on['aperture']} h^-1 "
-            f"Mpc, |v_los| <= {trained_on['v_cut']:g} km/s); the model needs at least {n_min} "
-            "(N_min of its training clusters)")
-    if prior not in ("flat", "hmf"):
-        raise ObservationError(f"prior must be 'flat' or 'hmf', got {prior!r}")
-    if n_draws < 2 or n_subsamples < 1:
+    _check_options(prior, n_draws)
+    if n_subsamples < 1:
         raise ObservationError("need at least 2 draws and 1 subsample")
-    rng = np.random.default_rng(seed)
+    trained_on = model.trained_on
+    n_min = _n_min(trained_on)
     notes = []
-    if refined is not None and abs(refined.z - obs.center[2]) < 1e-9:
-        notes.append(f"--refine-z: redshift {refined.z_given:.5g} -> {refined.z:.5g} "
-                     f"({refined.shift_kms:+.0f} km/s, members' mean known to "
-                     f"+-{refined.error_kms:.0f} km/s; {refined.iterations} iterations"
-                     + ("" if refined.converged else ", not converged") + ")")
     if subsample == "auto":
         cap = int(model.richness_range[1])
         subsample = cap if obs.n_gal > cap else None
@@ -363,62 +355,45 @@ def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int =
                          f"richness (99th percentile {cap}); no subsampling")
     elif subsample is not None:
         subsample = int(subsample)
-        if not n_min <= subsample < obs.n_gal:
+        if obs.n_gal >= n_min and not n_min <= subsample < obs.n_gal:
             raise ObservationError(f"--subsample must be in [{n_min}, {obs.n_gal}) for this "
                                    f"cylinder of {obs.n_gal} galaxies, got {subsample}")
-    annotated = model.annotate(obs.clusters)
-    p_member = annotated.galaxies["p_member"].astype(np.float64)
-    lo, hi = trained_on.get("prior_range", trained_on["log_m_range"])
-    if prior == "hmf":
-        new_prior = HaloMassFunctionSampler(lo, hi, z=obs.center[2])
-    else:  # the training prior: flat, zero outside its range
-        def new_prior(x):
-            return ((x >= lo) & (x <= hi)).astype(np.float64)
-    if subsample is None:
-        sets, k = annotated, 1
-    else:
-        sets, _ = subsample_sets(obs.clusters, subsample, n_subsamples, rng)
-        sets, k = model.annotate(sets), n_subsamples
-    per = -(-n_draws // k)
-    try:
-        res = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE).sample_with_info(
-            sets, per, rng)  # (k, per)
-    except ValueError as err:
-        raise ObservationError(
-            f"the posterior lies entirely outside the model's prior range [{lo}, {hi}] in "
-            f"log10 M ({err}): this cluster is outside what the model was trained on") from None
-    leakage = res.info["zero_weight_fraction"]
-    draws = rng.permutation(res.draws.ravel())[:n_draws]
-    msig = msigma_estimates(model, annotated)[0]
-    warn = mismatch_warnings(obs, trained_on, subsample)
-    applied = refined is not None and abs(refined.z - obs.center[2]) < 1e-9
-    if refined is not None and not applied:  # refined for the check only
-        offset, offset_err = refined.shift_kms, refined.error_kms
-    else:
-        offset, offset_err = (float(x[0]) for x in member_velocity_offset(annotated))
-    off_warn = None if applied else _offset_warning(offset, offset_err, obs.center[2])
-    if off_warn:
-        warn.append(off_warn)
-    edge = _edge_warning(draws, (lo, hi))
-    if edge:
-        warn.append(edge)
-    if leakage > LEAKAGE_WARN:
-        warn.append(f"{100 * leakage:.0f} % of the flow's draws fell outside the prior range "
-                    f"[{lo}, {hi}] and were rejected: the cluster is at the edge of, or "
-                    "outside, what the model was trained on")
-    settings = {"prior": prior, "subsample": subsample, "n_subsamples": n_subsamples
-                if subsample else None, "seed": seed, "n_draws": int(draws.size),
-                "leakage_fraction": leakage, "notes": notes,
-                "member_velocity_offset_kms": [offset, offset_err],
-                "refined_redshift": refined.to_dict() if applied else None,
-                "redshift_check": refined.to_dict() if refined is not None and not applied
-                else None}
-    post = ClusterPosterior(obs, p_member, draws, msig, warn, settings)
-    post.summary = _summary(post, model)
+    rng = np.random.default_rng(seed)
+    post = infer_cylinders([obs], model, n_draws, rng, prior, [refined])[0] \
+        if subsample is None else _subsampled(obs, model, n_draws, rng, prior, subsample,
+                                              n_subsamples, refined)
+    if isinstance(post, ObservationError):
+        raise post
+    post.settings["seed"] = seed
+    post.settings["notes"] = notes + post.settings["notes"]
+    post.summary = posterior_summary(post, model)
     return post
 
 
-def _summary(post: ClusterPosterior, model) -> dict:
+def _subsampled(obs, model, n_draws, rng, prior, subsample, n_subsamples, refined):
+    """:func:`infer_cluster` with K random subsets of ``subsample`` galaxies, mixed."""
+    if obs.n_gal < _n_min(model.trained_on):  # the same message as infer_cylinders'
+        return infer_cylinders([obs], model, 2, rng, prior)[0]
+    annotated, msig, offsets, offset_errors = _annotate([obs], model)
+    sets, _ = subsample_sets(obs.clusters, subsample, n_subsamples, rng)
+    sets = model.annotate(sets)
+    per = -(-n_draws // n_subsamples)
+    res, leakage, failed = sample_posteriors(sets, np.full(n_subsamples, obs.center[2]), model,
+                                             per, prior, rng)
+    if failed:
+        return ObservationError(next(iter(failed.values())))
+    draws = rng.permutation(res.ravel())[:n_draws]
+    applied, offset = _offset(obs, refined, (offsets[0], offset_errors[0]))
+    settings = {**_settings(prior, None, int(draws.size), float(leakage.mean()), offset, refined,
+                            applied), "subsample": subsample, "n_subsamples": n_subsamples}
+    warn = cluster_warnings(obs, model.trained_on, draws, float(leakage.mean()),
+                            None if applied else offset, subsample)
+    return ClusterPosterior(obs, annotated.galaxies["p_member"].astype(np.float64), draws,
+                            msig[0], warn, settings)
+
+
+def posterior_summary(post: ClusterPosterior, model) -> dict:
+    """What ``summary.json`` holds: centre, percentiles, counts, M-sigma, warnings, model."""
     h = float(get_cosmology().h)
     obs = post.observation
     pct = _percentiles(post.draws)

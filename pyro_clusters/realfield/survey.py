@@ -17,10 +17,12 @@ posterior of log10(M200c / h^-1 Msun) per cluster:
    training range -- is skipped with its reason in the output table; it never stops the
    batch.
 
-The posteriors are the single-cluster ones (same cylinder, classifier, NPE, prior and
-warnings, :func:`~pyro_clusters.realfield.inference.mismatch_warnings`) without
-``--subsample``; draws are seeded per call, so a cluster's draws depend on the batch it is
-in, not its percentiles beyond Monte Carlo noise.
+The posteriors are the single-cluster ones: every batch goes through
+:func:`~pyro_clusters.realfield.inference.infer_cylinders`, of which the single-cluster
+``infer`` is a batch of one (same cylinder, classifier, NPE, prior, warnings and leakage,
+:func:`~pyro_clusters.realfield.mismatch.cluster_warnings`), without ``--subsample``; draws
+are seeded per call, so a cluster's draws depend on the batch it is in, not its percentiles
+beyond Monte Carlo noise.
 """
 
 from __future__ import annotations
@@ -34,23 +36,20 @@ import numpy as np
 from pyro_clusters.cosmology import angular_diameter_distance
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.realfield.inference import (
-    LEAKAGE_WARN,
-    OVERSAMPLE,
     PERCENTILES,
-    _edge_warning,
-    _offset_warning,
-    member_velocity_offset,
-    mismatch_warnings,
-    msigma_estimates,
-    refine_redshift,
+    PRIORS,
+    ClusterPosterior,
+    infer_cylinders,
+    posterior_summary,
 )
+from pyro_clusters.realfield.redshift import refine_redshifts
 from pyro_clusters.realfield.table import (
     FieldObservation,
     ObservationError,
     RedshiftTable,
-    _find_column,
-    _numeric,
     check_center,
+    find_column,
+    numeric_column,
     observe_field,
     read_ascii_table,
 )
@@ -60,8 +59,6 @@ __all__ = ["CENTRE_NAME_ALIASES", "Centres", "SurveyIndex", "SurveyResult", "inf
 
 #: names recognised for the cluster-name column of a centres table (case-insensitive).
 CENTRE_NAME_ALIASES = ("name", "cluster", "id", "cluster_id", "object", "target")
-#: HMF priors are evaluated at the cluster redshift rounded to this step.
-HMF_Z_STEP = 0.005
 
 
 @dataclass
@@ -102,8 +99,8 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
     """
     table = read_ascii_table(path, "centres table")
     names = list(table.colnames)
-    cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec),
-            "z": _find_column(names, "z", z)}
+    cols = {"ra": find_column(names, "ra", ra), "dec": find_column(names, "dec", dec),
+            "z": find_column(names, "z", z)}
     missing = [k for k, v in cols.items() if v is None]
     if missing:
         raise ObservationError(f"the centres table has no column for {missing}; its columns "
@@ -114,7 +111,7 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
     if name_col is not None and name_col not in names:
         raise ObservationError(f"column {name_col!r} is not in the centres table ({names})")
     # non-numeric entries become NaN: that row is skipped with its reason, not the batch
-    values = {role: _numeric(table, col, strict=False) for role, col in cols.items()}
+    values = {role: numeric_column(table, col, strict=False) for role, col in cols.items()}
     labels = (np.array([str(v).strip() for v in table[name_col]]) if name_col
               else np.array([f"row{i + 1}" for i in range(len(table))]))
     if name_col is not None:
@@ -162,6 +159,8 @@ class SurveyResult:
             msigma_estimates`).
         warnings: their mismatch warnings.
         settings: prior, draws, seed, model path.
+        posteriors: their :class:`~pyro_clusters.realfield.inference.ClusterPosterior`,
+            the same object a single-cluster call returns.
     """
 
     rows: list[dict]
@@ -172,6 +171,7 @@ class SurveyResult:
     msigma: list[dict] = field(default_factory=list)
     warnings: list[list[str]] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    posteriors: list[ClusterPosterior] = field(default_factory=list)
 
 
 def _skipped(base: dict, reason: str) -> dict:
@@ -186,6 +186,11 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                  progress: bool = True, refine_z: bool = False) -> SurveyResult:
     """Posterior of log10 M200c for every centre of a survey (module docstring).
 
+    Each batch of cylinders goes through
+    :func:`~pyro_clusters.realfield.redshift.refine_redshifts` (to apply it with
+    ``refine_z``, else to check the given redshift, as the single-cluster ``infer`` does) and
+    :func:`~pyro_clusters.realfield.inference.infer_cylinders`, the path of one cluster.
+
     Args:
         table: the survey's galaxies (:func:`~pyro_clusters.realfield.table.
             read_redshift_table`).
@@ -196,156 +201,96 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
         prior: ``flat`` (training prior) or ``hmf`` (mass function at each cluster's z).
         batch_size: clusters per classifier / NPE batch (bounds memory).
         progress: a progress bar over the centres.
-        refine_z: move each redshift to its members' mean velocity first
-            (:func:`~pyro_clusters.realfield.inference.refine_redshift`; the row gets
-            ``z_refined`` and ``z_shift_kms``). Runs the classifier several times per
-            cluster, so the batch is slower.
+        refine_z: move each redshift to its members' mean velocity first (the row gets
+            ``z_refined`` and ``z_shift_kms``).
 
     Returns:
         :class:`SurveyResult`.
     """
     from tqdm.auto import tqdm
 
-    if prior not in ("flat", "hmf"):
+    if prior not in PRIORS:
         raise ObservationError(f"prior must be 'flat' or 'hmf', got {prior!r}")
     if n_draws < 2 or batch_size < 1:
         raise ObservationError("need at least 2 draws and a batch size of at least 1")
     rng = np.random.default_rng(seed)
     t = model.trained_on
     aperture, v_cut = float(t["aperture"]), float(t["v_cut"])
-    n_min = int(t.get("n_min", 10))
     index = SurveyIndex(table)
     rows: list[dict] = []
-    ok_draws, ok_names, ok_obs, ok_p, ok_msig, ok_warn = [], [], [], [], [], []
-    pending: list[tuple[int, FieldObservation]] = []
+    posts: dict[int, ClusterPosterior] = {}
+    cones: list[tuple[int, RedshiftTable]] = []
+    for i in range(len(centres)):
+        ra, dec, z = float(centres.ra[i]), float(centres.dec[i]), float(centres.z[i])
+        rows.append({"name": str(centres.name[i]), "ra_deg": ra, "dec_deg": dec, "z": z})
+        try:
+            check_center(ra, dec, z)
+        except ObservationError as err:
+            rows[i] = _skipped(rows[i], str(err))
+            continue
+        theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
+        cones.append((i, index.cone(ra, dec, 1.02 * theta)))
     with tqdm(total=len(centres), unit="cluster", desc="clusters", disable=not progress) as bar:
-        for i in range(len(centres)):
-            ra, dec, z = float(centres.ra[i]), float(centres.dec[i]), float(centres.z[i])
-            base = {"name": str(centres.name[i]), "ra_deg": ra, "dec_deg": dec, "z": z}
-            rows.append(base)
-            try:
-                check_center(ra, dec, z)
-                reason = None
-            except ObservationError as err:
-                reason = str(err)
-            if reason is None:
-                theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
-                try:
-                    cone = index.cone(ra, dec, 1.02 * theta)
+        bar.update(len(centres) - len(cones))
+        for start in range(0, len(cones), batch_size):
+            batch = cones[start:start + batch_size]
+            where = [(rows[i]["ra_deg"], rows[i]["dec_deg"], rows[i]["z"]) for i, _ in batch]
+            refs = refine_redshifts([c for _, c in batch], where, model)
+            observed, refined = [], []
+            for (i, cone), (ra, dec, z), ref in zip(batch, where, refs, strict=True):
+                if isinstance(ref, ObservationError):
                     if refine_z:
-                        refined = refine_redshift(cone, ra, dec, z, model)
-                        z = refined.z
-                        base.update(z_refined=z, z_shift_kms=refined.shift_kms)
+                        rows[i] = _skipped(rows[i], _reason(ref))
+                        continue
+                    ref = None  # the plain cut below says what is wrong
+                if refine_z:
+                    z = ref.z
+                    rows[i].update(z_refined=z, z_shift_kms=ref.shift_kms)
+                try:
                     obs = observe_field(cone, ra, dec, z, aperture, v_cut)
                 except ObservationError as err:
-                    reason = str(err).split(": check the centre")[0]
-                else:
-                    base["n_galaxies_in_cylinder"] = obs.n_gal
-                    if obs.n_gal < n_min:
-                        reason = (f"only {obs.n_gal} galaxies in the cylinder; the model needs "
-                                  f"at least {n_min}")
-                    else:
-                        pending.append((i, obs))
-            if reason is not None:
-                rows[i] = _skipped(base, reason)
-                bar.update(1)
-            if len(pending) >= batch_size or (i == len(centres) - 1 and pending):
-                observed = dict(pending)
-                for j, draws, p_member, msig, warn, v_off in _infer_batch(
-                        pending, model, n_draws, prior, rng):
-                    obs = observed[j]
-                    if isinstance(draws, str):
-                        rows[j] = _skipped(rows[j], draws)
-                        continue
-                    q = np.percentile(draws, PERCENTILES)
-                    rows[j] = {**rows[j], "status": "ok", "reason": "",
-                               "median": q[2], "p16": q[1], "p84": q[3], "p2.5": q[0],
-                               "p97.5": q[4], "n_galaxies_in_cylinder": obs.n_gal,
-                               "n_members_classifier": msig["n_members"],
-                               "msigma_log_m": msig["log_m"],
-                               "member_velocity_offset_kms": float(v_off),
-                               "warnings": " | ".join(warn)}
-                    ok_draws.append(draws)
-                    ok_names.append(rows[j]["name"])
-                    ok_obs.append(obs)
-                    ok_p.append(p_member)
-                    ok_msig.append(msig)
-                    ok_warn.append(warn)
-                bar.update(len(pending))
-                pending = []
-    draws = np.stack(ok_draws) if ok_draws else np.zeros((0, n_draws))
+                    rows[i] = _skipped(rows[i], _reason(err))
+                    continue
+                rows[i]["n_galaxies_in_cylinder"] = obs.n_gal
+                observed.append((i, obs))
+                refined.append(ref)
+            results = infer_cylinders([o for _, o in observed], model, n_draws, rng, prior,
+                                      refined)
+            for (i, _), post in zip(observed, results, strict=True):
+                if isinstance(post, ObservationError):
+                    rows[i] = _skipped(rows[i], _reason(post))
+                    continue
+                posts[i] = post
+                rows[i] = {**rows[i], **_row(post)}
+            bar.update(len(batch))
+    order = sorted(posts)
+    ok = [posts[i] for i in order]
+    draws = np.stack([p.draws for p in ok]) if ok else np.zeros((0, n_draws))
     settings = {"prior": prior, "n_draws": n_draws, "seed": seed,
                 "model": str(model.path) if model.path else None,
                 "galaxy_table": table.source, "centres_table": centres.source,
                 "n_table_rows": table.n_rows, "n_rows_dropped_missing": table.n_dropped,
                 "n_rows_dropped_negative_z": table.n_negative}
-    return SurveyResult(rows, draws, ok_names, ok_obs, ok_p, ok_msig, ok_warn, settings)
+    return SurveyResult(rows, draws, [rows[i]["name"] for i in order],
+                        [p.observation for p in ok], [p.p_member for p in ok],
+                        [p.msigma for p in ok], [p.warnings for p in ok], settings,
+                        posteriors=ok)
 
 
-def _infer_batch(pending, model, n_draws, prior, rng):
-    """Posteriors of a batch of observed cylinders.
+def _reason(err: ObservationError) -> str:
+    return str(err).split(": check the centre")[0]
 
-    Yields:
-        (centre index, draws or skip reason, p_member, M-sigma estimate, warnings,
-        members' mean velocity [km/s]) per cluster.
-    """
-    from pyro_clusters.estimators.prior import PriorReweighted
-    from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
-    t = model.trained_on
-    lo, hi = t.get("prior_range", t["log_m_range"])
-    sets = ClusterSet.concatenate([obs.clusters for _, obs in pending])
-    annotated = model.annotate(sets)
-    msig = msigma_estimates(model, annotated)
-    offsets, offset_errors = member_velocity_offset(annotated)
-    p_all = annotated.galaxies["p_member"].astype(np.float64)
-    if prior == "hmf":
-        keys = np.round(np.array([obs.center[2] for _, obs in pending]) / HMF_Z_STEP)
-    else:
-        keys = np.zeros(len(pending))
-    draws = np.full((len(pending), n_draws), np.nan)
-    failed: dict[int, str] = {}
-    leakage = np.zeros(len(pending))
-    for key in np.unique(keys):
-        group = np.flatnonzero(keys == key)
-        if prior == "hmf":
-            new_prior = HaloMassFunctionSampler(lo, hi, z=max(key * HMF_Z_STEP, 1e-3))
-        else:
-            def new_prior(x):
-                return ((x >= lo) & (x <= hi)).astype(np.float64)
-        est = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE)
-        subset = annotated.select(group)
-        try:
-            res = est.sample_with_info(subset, n_draws, rng)
-            draws[group] = res.draws
-            leakage[group] = res.info["zero_weight_fraction"]
-        except ValueError:  # some cluster of the group lies outside the prior: one at a time
-            for g in group:
-                try:
-                    res = est.sample_with_info(annotated.select([g]), n_draws, rng)
-                except ValueError:
-                    failed[g] = (f"the posterior lies entirely outside the model's prior "
-                                 f"range [{lo}, {hi}] in log10 M: outside what the model was "
-                                 "trained on")
-                    continue
-                draws[g] = res.draws[0]
-                leakage[g] = res.info["zero_weight_fraction"]
-    for k, (i, obs) in enumerate(pending):
-        p_member = p_all[annotated.offsets[k]:annotated.offsets[k + 1]]
-        if k in failed:
-            yield i, failed[k], p_member, msig[k], [], offsets[k]
-            continue
-        warn = mismatch_warnings(obs, t)
-        off = _offset_warning(offsets[k], offset_errors[k], obs.center[2])
-        if off:
-            warn.append(off)
-        edge = _edge_warning(draws[k], (lo, hi))
-        if edge:
-            warn.append(edge)
-        if leakage[k] > LEAKAGE_WARN:
-            warn.append(f"{100 * leakage[k]:.0f} % of the flow's draws fell outside the prior "
-                        "range and were rejected")
-        yield i, draws[k], p_member, msig[k], warn, offsets[k]
+def _row(post: ClusterPosterior) -> dict:
+    """A posterior's columns of ``clusters.csv``."""
+    q = np.percentile(post.draws, PERCENTILES)
+    return {"status": "ok", "reason": "", "median": q[2], "p16": q[1], "p84": q[3],
+            "p2.5": q[0], "p97.5": q[4], "n_galaxies_in_cylinder": post.observation.n_gal,
+            "n_members_classifier": post.msigma["n_members"],
+            "msigma_log_m": post.msigma["log_m"],
+            "member_velocity_offset_kms": float(post.settings["member_velocity_offset_kms"][0]),
+            "leakage_fraction": post.settings["leakage_fraction"],
+            "warnings": " | ".join(post.warnings)}
 
 
 def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Centres]:
@@ -385,7 +330,7 @@ def mock_survey(clusters: ClusterSet, seed: int = 0) -> tuple[RedshiftTable, Cen
 #: columns of ``clusters.csv``, in order
 CSV_COLUMNS = ("name", "ra_deg", "dec_deg", "z", "status", "median", "p16", "p84", "p2.5",
                "p97.5", "n_galaxies_in_cylinder", "n_members_classifier", "msigma_log_m",
-               "member_velocity_offset_kms", "warnings", "reason")
+               "member_velocity_offset_kms", "leakage_fraction", "warnings", "reason")
 #: extra columns with ``refine_z``
 REFINED_COLUMNS = ("z_refined", "z_shift_kms")
 
@@ -425,18 +370,11 @@ def write_survey_outputs(result: SurveyResult, out: str | os.PathLike,
     if figures:
         if model is None:
             raise ValueError("figures need the model (its training ranges)")
-        from pyro_clusters.realfield.inference import ClusterPosterior, _summary
         from pyro_clusters.realfield.outputs import plot_cluster
 
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
-        for obs, p, d, name, msig, warn in zip(result.observations, result.p_member,
-                                               result.draws, result.names, result.msigma,
-                                               result.warnings, strict=True):
-            post = ClusterPosterior(obs, p, d, msig, warn,
-                                    {"prior": result.settings["prior"], "subsample": None,
-                                     "notes": []})
-            post.summary = _summary(post, model)
+        for post, name in zip(result.posteriors, result.names, strict=True):
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
             plot_cluster(post, fig_dir / f"{safe}.png")
         paths["figures"] = fig_dir

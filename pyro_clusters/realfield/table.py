@@ -32,7 +32,8 @@ from pyro_clusters.cosmology import C_KMS, projected_to_sky, sky_to_projected
 from pyro_clusters.data.clusters import ClusterSet
 
 __all__ = ["COLUMN_ALIASES", "HOURS_SPREAD_RATIO", "FieldObservation", "ObservationError",
-           "RedshiftTable", "check_center", "cluster_to_table", "observe_field",
+           "RedshiftTable", "check_center", "cluster_to_table", "find_column",
+           "numeric_column", "observe_field",
            "ra_in_degrees", "read_ascii_table", "read_redshift_table", "write_redshift_table"]
 
 #: Column names recognised without being told (case-insensitive), in order of preference.
@@ -76,7 +77,20 @@ class RedshiftTable:
     n_negative: int = 0
 
 
-def _find_column(names: list[str], role: str, given: str | None) -> str | None:
+def find_column(names: list[str], role: str, given: str | None) -> str | None:
+    """The column of ``role`` (``ra``, ``dec``, ``z``, ``cz``): ``given``, else an alias.
+
+    Args:
+        names: the table's column names.
+        role: a key of :data:`COLUMN_ALIASES`.
+        given: the user's column name (matched case-insensitively) or None.
+
+    Returns:
+        the column name, or None when ``given`` is None and no alias is in the table.
+
+    Raises:
+        ObservationError: ``given`` is not a column of the table.
+    """
     lower = {n.lower(): n for n in names}
     if given is not None:
         if given in names:
@@ -88,7 +102,7 @@ def _find_column(names: list[str], role: str, given: str | None) -> str | None:
     return next((lower[a] for a in COLUMN_ALIASES[role] if a in lower), None)
 
 
-def _numeric(table, name: str, strict: bool = True) -> np.ndarray:
+def numeric_column(table, name: str, strict: bool = True) -> np.ndarray:
     """A column as float64, missing values NaN; non-numeric entries raise (or, not strict, NaN)."""
     col = table[name]
     mask = np.asarray(getattr(col, "mask", np.zeros(len(col), bool)), dtype=bool)
@@ -193,13 +207,13 @@ def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str
         raise ObservationError("give either a redshift column or a cz column, not both")
     table = read_ascii_table(path, format=format)
     names = list(table.colnames)
-    cols = {"ra": _find_column(names, "ra", ra), "dec": _find_column(names, "dec", dec)}
+    cols = {"ra": find_column(names, "ra", ra), "dec": find_column(names, "dec", dec)}
     if cz is not None:
-        cols["cz"] = _find_column(names, "cz", cz)
+        cols["cz"] = find_column(names, "cz", cz)
     elif z is not None:
-        cols["z"] = _find_column(names, "z", z)
+        cols["z"] = find_column(names, "z", z)
     else:
-        zc, czc = _find_column(names, "z", None), _find_column(names, "cz", None)
+        zc, czc = find_column(names, "z", None), find_column(names, "cz", None)
         cols.update({"z": zc} if zc else {"cz": czc})
     missing = [role for role, name in cols.items() if name is None]
     if missing:
@@ -209,7 +223,7 @@ def read_redshift_table(path: str | os.PathLike, ra: str | None = None, dec: str
         raise ObservationError(
             "the table has no column for " + ", ".join(what[m] for m in missing)
             + f"; its columns are {names}")
-    values = {role: _numeric(table, name) for role, name in cols.items()}
+    values = {role: numeric_column(table, name) for role, name in cols.items()}
     ok = np.all([np.isfinite(v) for v in values.values()], axis=0)
     vel = values["cz"] if "cz" in values else C_KMS * values["z"]
     r, d = values["ra"], values["dec"]
