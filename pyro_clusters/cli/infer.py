@@ -34,8 +34,8 @@ from pathlib import Path
 
 from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.inference import infer_cluster
-from pyro_clusters.realfield.redshift import refine_redshift
 from pyro_clusters.realfield.outputs import format_summary, save_outputs
+from pyro_clusters.realfield.redshift import refine_redshift
 from pyro_clusters.realfield.table import (
     ObservationError,
     observe_field,

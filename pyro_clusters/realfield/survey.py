@@ -40,7 +40,6 @@ from pyro_clusters.realfield.inference import (
     PRIORS,
     ClusterPosterior,
     infer_cylinders,
-    posterior_summary,
 )
 from pyro_clusters.realfield.redshift import refine_redshifts
 from pyro_clusters.realfield.table import (
