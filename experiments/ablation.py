@@ -27,26 +27,22 @@ from __future__ import annotations
 
 import sys
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import (
-    DRIFT_RATES,
-    experiment_parser,
-    flat_table,
-    fresh_clusters,
-    get_sets,
-    posterior_of,
-    richness_drift,
-)
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
+from pyro_clusters.pipeline.evaluation import DRIFT_RATES, posterior_of, richness_drift
+from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
+from pyro_clusters.pipeline.sections import flat_table
+from pyro_clusters.pipeline.sets import fresh_clusters, get_sets
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES
+from pyro_clusters.pipeline.sizes import AblationSize
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
-from pyro_clusters.training import RunSize
 
 __all__ = ["BASE", "SIZES", "VARIANTS", "main", "run"]
 
@@ -90,22 +86,8 @@ VARIANTS = {
 }
 
 
-@dataclass(frozen=True)
-class AblationSize(RunSize):
-    """A run size of the ablation (epochs and patience only: no wall-clock budget).
 
-    Attributes:
-        n_drift: HMF test clusters of the subsampled-drift (richness) check.
-    """
-
-    n_drift: int = 20
-
-
-SIZES = {
-    "tiny": AblationSize(300, 100, 200, max_epochs=2, patience=2, n_drift=20),
-    "quick": AblationSize(3000, 600, 1500, max_epochs=30, patience=6, n_drift=500),
-    "full": AblationSize(20000, 4000, 5000, max_epochs=60, patience=8, n_drift=1000),
-}
+SIZES = RUN_SIZES["ablation"]
 
 
 def _config(variant: str, run_size: AblationSize, seed: int, device: str, progress: bool,
@@ -223,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--references", default="",
                    help="registered estimators trained on the same sets for comparison, "
                         "e.g. cnn_kde_slice,mc_dropout")
-    args = p.parse_args(argv)
+    args = parse_experiment_args(p, argv)
     references = tuple(r.strip() for r in args.references.split(",") if r.strip())
     chosen = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     bad = [v for v in chosen if v not in VARIANTS]

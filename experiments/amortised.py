@@ -33,7 +33,6 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -43,7 +42,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import patheffects  # noqa: E402
 
-from experiments.common import experiment_parser  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
 from pyro_clusters.diagnostics.coverage import (  # noqa: E402
     calibrated_max_dev,
@@ -52,7 +50,10 @@ from pyro_clusters.diagnostics.coverage import (  # noqa: E402
 )
 from pyro_clusters.diagnostics.report import to_json_safe  # noqa: E402
 from pyro_clusters.diagnostics.robustness import centre_shift  # noqa: E402
-from pyro_clusters.realfield.bundle import CylinderModel, train_bundle  # noqa: E402
+from pyro_clusters.pipeline import train_bundle  # noqa: E402
+from pyro_clusters.pipeline.options import experiment_parser  # noqa: E402
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES  # noqa: E402
+from pyro_clusters.realfield.bundle import CylinderModel  # noqa: E402
 from pyro_clusters.simulator import (  # noqa: E402
     FlatLogMassPrior,
     SimulatorConfig,
@@ -60,9 +61,8 @@ from pyro_clusters.simulator import (  # noqa: E402
 )
 from pyro_clusters.simulator.conditions import ObservingConditions  # noqa: E402
 from pyro_clusters.simulator.depth import at_depth  # noqa: E402
-from pyro_clusters.training import RunSize  # noqa: E402
 
-__all__ = ["SIZES", "AmortisedSize", "main", "run"]
+__all__ = ["SIZES", "main", "run"]
 
 #: the validation grid: redshifts and stellar-mass limits log10(M* / h^-1 Msun)
 GRID_Z = (0.02, 0.08, 0.15, 0.28)
@@ -73,31 +73,8 @@ DEFAULT_CELL = (0.117, 9.5)
 CASES = {"deep_nearby": (0.023, 8.0, 15.0), "z0.3": (0.3, 10.3, 14.8)}
 
 
-@dataclass(frozen=True)
-class AmortisedSize(RunSize):
-    """A run size: training sizes (the bundle's) and validation clusters.
 
-    Attributes:
-        bundle_size: the size name passed to :func:`train_bundle`.
-        n_cell: clusters per grid cell.
-        n_case: realisations per named case.
-    """
-
-    bundle_size: str = "tiny"
-    n_cell: int = 40
-    n_case: int = 20
-
-
-SIZES = {
-    "tiny": AmortisedSize(300, 100, 100, max_epochs=2, patience=2, bundle_size="tiny",
-                          n_cell=40, n_case=20),
-    "quick": AmortisedSize(3000, 600, 600, max_epochs=12, patience=4, bundle_size="quick",
-                           n_cell=200, n_case=200),
-    "full": AmortisedSize(20000, 4000, 2000, max_epochs=60, patience=6, bundle_size="full",
-                          n_cell=500, n_case=200),
-    "gpu": AmortisedSize(40000, 8000, 4000, max_epochs=300, patience=10, bundle_size="gpu",
-                         n_cell=500, n_case=200, batch_size=64),
-}
+SIZES = RUN_SIZES["amortised"]
 
 
 def _cell_metrics(model: CylinderModel, clusters, rng: np.random.Generator,

@@ -29,66 +29,32 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import (
-    experiment_parser,
-    flat_table,
-    fresh_clusters,
-    get_sets,
-    posterior_of,
-    richness_drift,
-    richness_markdown,
-)
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.base import Estimator
 from pyro_clusters.estimators.msigma import MSigmaConfig
 from pyro_clusters.estimators.neural import NeuralModel
+from pyro_clusters.pipeline.evaluation import posterior_of, richness_drift
+from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
+from pyro_clusters.pipeline.sections import flat_table, richness_markdown
+from pyro_clusters.pipeline.sets import fresh_clusters, get_sets
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
-from pyro_clusters.training import RunSize
 
-__all__ = ["ESTIMATORS", "SIZES", "CompareSize", "main", "run"]
+__all__ = ["ESTIMATORS", "SIZES", "main", "run"]
 
 #: the estimators compared by default; ``--estimators`` takes any registered name.
 ESTIMATORS = ("msigma", "npe_deepsets", "cnn_kde_slice", "mc_dropout", "nf_kde2d", "sbi_npe")
 
 
-@dataclass(frozen=True)
-class CompareSize(RunSize):
-    """A run size of the comparison (``n_val`` clusters also make the calibration set).
 
-    Attributes:
-        max_epochs_by: epoch limit of named estimators instead of ``max_epochs``.
-        patience_by: early-stopping patience of named estimators instead of ``patience``.
-        n_drift: HMF test clusters of the richness check (:func:`richness_drift`).
-    """
-
-    max_epochs_by: dict = field(default_factory=dict)
-    patience_by: dict = field(default_factory=dict)
-    n_drift: int = 20
-
-    def train_config_for(self, name: str, seed: int, device: str, progress: bool):
-        """Run settings of estimator ``name`` (its own epoch limit and patience if any)."""
-        return self.train_config(seed, device, progress,
-                                 max_epochs=self.max_epochs_by.get(name, self.max_epochs),
-                                 patience=self.patience_by.get(name, self.patience))
-
-
-SIZES = {
-    "tiny": CompareSize(300, 100, 200, max_epochs=2, patience=2),
-    "quick": CompareSize(3000, 600, 1500, max_epochs=8, patience=3,
-                         max_epochs_by={"sbi_npe": 25, "npe_deepsets": 15}, n_drift=500),
-    # the set NPE's validation loss is noisy and it learns late in the cylinder (its ablation
-    # run still improved at epoch 39 of 40): patience 6 stopped it at epoch 18 there
-    "full": CompareSize(20000, 4000, 5000, max_epochs=60, patience=6,
-                        max_epochs_by={"sbi_npe": 30}, patience_by={"npe_deepsets": 12},
-                        n_drift=1000),
-}
+SIZES = RUN_SIZES["compare"]
 
 
 def _model_path(models: Path, name: str) -> Path:
@@ -216,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimators", default=",".join(ESTIMATORS),
                    help="comma-separated registered estimator names (default: "
                         + ", ".join(ESTIMATORS) + ")")
-    args = p.parse_args(argv)
+    args = parse_experiment_args(p, argv)
     chosen = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
     known = registry.names(Estimator)
     bad = [e for e in chosen if e not in known]

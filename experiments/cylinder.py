@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib
@@ -25,15 +25,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import (  # noqa: E402
-    experiment_parser,
-    fresh_clusters,
-    get_sets,
-    posterior_of,
-    prior_sections,
-    robustness,
-    robustness_markdown,
-)
 from pyro_clusters.defaults import setup_of  # noqa: E402
 from pyro_clusters.diagnostics.classification import (  # noqa: E402
     classification_by_mass,
@@ -41,39 +32,30 @@ from pyro_clusters.diagnostics.classification import (  # noqa: E402
     roc_pr_curves,
 )
 from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
-from pyro_clusters.estimators import MSigmaConfig, Splits, registry  # noqa: E402
+from pyro_clusters.estimators import Splits, registry  # noqa: E402
 from pyro_clusters.estimators.membership import (  # noqa: E402
     caustic_members,
     shifting_gapper,
     sigma_clipping,
 )
 from pyro_clusters.estimators.prior import PriorReweighted  # noqa: E402
+from pyro_clusters.pipeline.cylinder import (  # noqa: E402
+    fit_member_baseline,
+    npe_config,
+    train_cylinder,
+)
+from pyro_clusters.pipeline.evaluation import posterior_of, robustness  # noqa: E402
+from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args  # noqa: E402
+from pyro_clusters.pipeline.sections import prior_sections, robustness_markdown  # noqa: E402
+from pyro_clusters.pipeline.sets import fresh_clusters, get_sets  # noqa: E402
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES  # noqa: E402
 from pyro_clusters.simulator import SimulatorConfig  # noqa: E402
-from pyro_clusters.training import RunSize  # noqa: E402
 
-__all__ = ["SIZES", "CylinderSize", "main", "run"]
-
-
-@dataclass(frozen=True)
-class CylinderSize(RunSize):
-    """A run size of the cylinder experiment.
-
-    Attributes:
-        n_caustic: test clusters (mass-stratified) of the slow caustic-method comparison.
-        n_robust: test clusters of the robustness checks.
-    """
-
-    n_caustic: int = 3
-    n_robust: int = 40
+__all__ = ["SIZES", "main", "run"]
 
 
-SIZES = {
-    "tiny": CylinderSize(300, 100, 200, max_epochs=2, patience=2, n_caustic=3, n_robust=40),
-    "quick": CylinderSize(3000, 600, 1500, max_epochs=12, patience=4,
-                          n_caustic=6, n_robust=200),
-    "full": CylinderSize(20000, 4000, 5000, max_epochs=60, patience=6,
-                         n_caustic=60, n_robust=800),
-}
+
+SIZES = RUN_SIZES["cylinder"]
 MASS_EDGES = np.round(np.arange(14.0, 15.31, 0.25), 2)
 METHOD_COLUMNS = ("accuracy", "precision", "recall", "contamination", "f1")
 
@@ -177,32 +159,28 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     models.mkdir(parents=True, exist_ok=True)
     tcfg = run_size.train_config(seed, device, progress)
 
-    clf = registry.build("deepsets_membership", train=tcfg).fit(
-        Splits(data.train, data.val, fresh=new),
-        checkpoint=models / "classifier_checkpoint.pt")
+    # the recipe (classifier -> members -> M-sigma -> NPE with p_member), then what it is
+    # compared with: the baselines on all galaxies and on true members, the NPE without p
+    fit = train_cylinder(data.train, data.val, tcfg, z, others=(data.test, data.test_flat),
+                         fresh=new, checkpoints=models)
+    clf = fit.classifier
     clf.save(models / "classifier")
-    train, val, test, test_flat = (clf.annotate(s) for s in (data.train, data.val, data.test,
-                                                               data.test_flat))
-
-    baselines, cuts = {}, {}
-    for name, galaxies in (("msigma_contaminated", "all"), ("msigma", "p_member"),
-                           ("msigma_pure", "members")):
+    train, val, test, test_flat = fit.annotated
+    baselines = {"msigma": (fit.msigma, fit.msigma_seconds)}
+    cuts = {"msigma": fit.mass_cut}
+    for name, galaxies in (("msigma_contaminated", "all"), ("msigma_pure", "members")):
         t0 = time.perf_counter()
-        est = registry.build("msigma", MSigmaConfig(z=z, galaxies=galaxies, mass_cut="auto"))
-        est.fit(train, val)
-        cuts[name] = est.cut_scores
+        est, cuts[name] = fit_member_baseline(train, val, z, galaxies)
         baselines[name] = (est, time.perf_counter() - t0)
+    baselines = {k: baselines[k] for k in ("msigma_contaminated", "msigma", "msigma_pure")}
+    for name, (est, _) in baselines.items():
         est.save(models / name)
-
-    npes = {}
-    for label, extra in (("with_p", ("p_member",)), ("without_p", ())):
-        cfg = replace(registry.get("npe_deepsets").configure(tcfg, baselines["msigma"][0].config),
-                      extra_features=extra)
-        npe = registry.build("npe_deepsets", cfg).fit(
-            Splits(train, val, fresh=(lambda r: clf.annotate(new(r))) if fresh else None),
-            checkpoint=models / f"npe_{label}_checkpoint.pt")
+    without_p = registry.build("npe_deepsets", npe_config(tcfg, fit.msigma.config, ())).fit(
+        Splits(train, val, fresh=(lambda r: clf.annotate(new(r))) if fresh else None),
+        checkpoint=models / "npe_without_p_checkpoint.pt")
+    npes = {"with_p": fit.npe, "without_p": without_p}
+    for label, npe in npes.items():
         npe.save(models / f"npe_deepsets_{label}")
-        npes[label] = npe
     best = min(npes, key=lambda k: npes[k].result.best_val_loss)
     other = "without_p" if best == "with_p" else "with_p"
     npe = npes[best]
@@ -256,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p = experiment_parser("python -m experiments.cylinder", __doc__, SIZES, "results/cylinder",
                           fresh=True)
     p.add_argument("--workers", type=int, default=2, help="processes for the caustic method")
-    args = p.parse_args(argv)
+    args = parse_experiment_args(p, argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, not args.no_progress, args.workers,
                   args.data, args.max_seconds, args.fresh)

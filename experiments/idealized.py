@@ -11,44 +11,27 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import (
-    experiment_parser,
-    fresh_clusters,
-    get_sets,
-    posterior_of,
-    prior_sections,
-    robustness,
-    robustness_markdown,
-)
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
 from pyro_clusters.estimators.prior import PriorReweighted
+from pyro_clusters.pipeline.evaluation import posterior_of, robustness
+from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
+from pyro_clusters.pipeline.sections import prior_sections, robustness_markdown
+from pyro_clusters.pipeline.sets import fresh_clusters, get_sets
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES
 from pyro_clusters.simulator import SimulatorConfig
-from pyro_clusters.training import RunSize
 
-__all__ = ["SIZES", "IdealizedSize", "main", "run"]
-
-
-@dataclass(frozen=True)
-class IdealizedSize(RunSize):
-    """A run size of the idealized experiment (``n_robust``: robustness test clusters)."""
-
-    n_robust: int = 50
+__all__ = ["SIZES", "main", "run"]
 
 
-SIZES = {
-    "tiny": IdealizedSize(300, 100, 200, max_epochs=2, patience=2, n_robust=50),
-    "quick": IdealizedSize(3000, 600, 1500, max_epochs=15, patience=5,
-                           n_robust=300),
-    "full": IdealizedSize(20000, 4000, 5000, max_epochs=80, patience=8,
-                          n_robust=1000),
-}
+
+SIZES = RUN_SIZES["idealized"]
 
 
 def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bool,
@@ -116,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p = experiment_parser("python -m experiments.idealized", __doc__, SIZES,
                           "results/idealized", fresh=True)
     p.add_argument("--resume", action="store_true", help="continue an interrupted training")
-    args = p.parse_args(argv)
+    args = parse_experiment_args(p, argv)
     size = args.size or ("quick" if args.quick else "full")
     metrics = run(args.out, size, args.seed, args.device, args.resume, not args.no_progress,
                   args.data, args.max_seconds, args.fresh)

@@ -45,12 +45,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import experiment_parser, fresh_clusters, posterior_of, richness_drift
 from pyro_clusters.data.splits import read_datasets
 from pyro_clusters.defaults import TEST_RANGE, setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
@@ -60,51 +59,23 @@ from pyro_clusters.diagnostics.report import summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.jeans_exact import JeansExactConfig, NutsDiagnostics
 from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
+from pyro_clusters.pipeline.evaluation import posterior_of, richness_drift
+from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
+from pyro_clusters.pipeline.sets import fresh_clusters
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES
+from pyro_clusters.pipeline.sizes import LimitSize
 from pyro_clusters.simulator import (
     FlatLogMassPrior,
     HaloMassFunctionSampler,
     SimulatorConfig,
     simulate_selected,
 )
-from pyro_clusters.training import RunSize
 
-__all__ = ["SBC_RANGE", "SIZES", "LimitSize", "main", "run"]
-
-
-@dataclass(frozen=True)
-class LimitSize(RunSize):
-    """A run size of the information-limit experiment.
-
-    Attributes:
-        n_sbc: clusters of the simulation-based calibration of the exact posterior.
-        n_misspecified: clusters of the misspecified comparison.
-        n_hmf: spherical clusters drawn from the halo mass function (the population the
-            estimator comparisons quote sigma_eps on).
-        n_drift: the first of those on which both posteriors' subsampled mass drift is
-            measured.
-        warmup, draws: NUTS warm-up steps and kept draws per chain.
-        compile: evaluate the likelihood through ``torch.compile``.
-    """
-
-    n_sbc: int = 3
-    n_misspecified: int = 2
-    n_hmf: int = 3
-    n_drift: int = 2
-    warmup: int = 20
-    draws: int = 20
-    compile: bool = False
+__all__ = ["SBC_RANGE", "SIZES", "main", "run"]
 
 
-SIZES = {
-    "tiny": LimitSize(300, 100, 3, max_epochs=2, patience=2, n_sbc=3, n_misspecified=2,
-                      n_hmf=3, n_drift=2, warmup=20, draws=20, compile=False),
-    "quick": LimitSize(3000, 600, 24, max_epochs=15, patience=5, n_sbc=24,
-                       n_misspecified=16, n_hmf=24, n_drift=8, warmup=150, draws=250,
-                       compile=True),
-    "full": LimitSize(20000, 4000, 200, max_epochs=80, patience=8, n_sbc=150,
-                      n_misspecified=100, n_hmf=300, n_drift=100, warmup=150, draws=250,
-                      compile=True),
-}
+
+SIZES = RUN_SIZES["information_limit"]
 #: prior range of the SBC set (the exact posterior's own prior; low masses keep NUTS fast)
 SBC_RANGE = (13.5, 14.5)
 #: the generator stream of the HMF test clusters, apart from the run's own: adding them left
@@ -674,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", choices=sorted(ENCODERS), default="deepsets",
                    help="the NPEs' set encoder: the count-blind default, or the histogram "
                         "preset that reads the galaxy count (docs/estimators.md)")
-    args = p.parse_args(argv)
+    args = parse_experiment_args(p, argv)
     size = args.size or ("quick" if args.quick else "full")
     m = run(args.out, size, args.seed, args.device, not args.no_progress, args.jobs,
             args.idealized_model, args.data, args.reuse_models, args.max_seconds, args.fresh,

@@ -21,7 +21,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.common import load_sets  # noqa: E402
 from pyro_clusters import __version__  # noqa: E402
 from pyro_clusters.data.clusters import ClusterSet  # noqa: E402
 from pyro_clusters.diagnostics.realism import (  # noqa: E402
@@ -32,6 +31,8 @@ from pyro_clusters.diagnostics.realism import (  # noqa: E402
 )
 from pyro_clusters.estimators.msigma import MSigmaFit
 from pyro_clusters.features.dispersion import velocity_dispersion  # noqa: E402
+from pyro_clusters.pipeline.sets import load_sets  # noqa: E402
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES  # noqa: E402
 from pyro_clusters.simulator import (  # noqa: E402
     FlatLogMassPrior,
     HaloMassFunctionSampler,
@@ -39,11 +40,7 @@ from pyro_clusters.simulator import (  # noqa: E402
     simulate_selected,
 )
 
-SIZES = {  # (flat training clusters, HMF test clusters) per setup
-    "tiny": (600, 300),
-    "quick": (4000, 2000),
-    "full": (40000, 10000),
-}
+SIZES = RUN_SIZES["mocks"]
 
 
 def _throughput(config: SimulatorConfig, n: int, seed: int) -> float:
@@ -238,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                         "test: natural mass function)")
     args = p.parse_args(argv)
     size = args.size or ("quick" if args.quick else "full")
-    n_train, n_test = SIZES[size]
+    n_train, n_test = SIZES[size].n_train, SIZES[size].n_test
     args.out.mkdir(parents=True, exist_ok=True)
 
     rng = np.random.default_rng(args.seed)

@@ -31,14 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.ablation import SIZES
-from experiments.common import DRIFT_RATES, get_sets, richness_drift
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.estimators import registry
+from pyro_clusters.pipeline.evaluation import DRIFT_RATES, richness_drift
+from pyro_clusters.pipeline.sets import get_sets
+from pyro_clusters.pipeline.sizes import SIZES as RUN_SIZES
 from pyro_clusters.realfield.bundle import SHIPPED, CylinderModel
 from pyro_clusters.simulator import SimulatorConfig
 
 __all__ = ["load_model", "main", "run"]
+
+#: the ablation's sizes: the drift set is its HMF test set
+SIZES = RUN_SIZES["ablation"]
 
 
 def load_model(spec: str, device: str | None = None):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["LR_SCHEDULES", "PRECISIONS", "RunSize", "TrainConfig", "TrainResult", "train_model"]
+__all__ = ["LR_SCHEDULES", "PRECISIONS", "TrainConfig", "TrainResult", "train_model"]
 
 #: learning-rate schedules of :class:`TrainConfig`
 LR_SCHEDULES = ("plateau", "cosine")
@@ -43,7 +43,10 @@ class TrainConfig:
     Attributes:
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
-        batch_size: clusters per batch.
+        batch_size: clusters per batch; None (the default): the estimator's own (its config's
+            default, 32 clusters for the set networks, 100 for the image networks), which
+            ``configure`` puts in its place. Run sizes decide it
+            (:class:`pyro_clusters.pipeline.sizes.RunSize`).
         max_epochs: upper limit of epochs.
         patience: stop after this many epochs without a better validation loss.
         min_delta: improvement smaller than this does not count.
@@ -80,7 +83,7 @@ class TrainConfig:
 
     lr: float = 1e-3
     weight_decay: float = 0.0
-    batch_size: int = 128
+    batch_size: int | None = None
     max_epochs: int = 200
     patience: int = 15
     min_delta: float = 1e-4
@@ -97,7 +100,8 @@ class TrainConfig:
     precision: str = "float32"
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
+        if self.lr <= 0 or self.max_epochs < 1 or self.patience < 1 or (
+                self.batch_size is not None and self.batch_size < 1):
             raise ValueError("lr, batch_size, max_epochs and patience must be positive")
         if not 0 < self.lr_decay_factor <= 1 or self.lr_decay_patience < 0:
             raise ValueError("lr_decay_factor must be in (0, 1] and lr_decay_patience >= 0")
@@ -113,38 +117,6 @@ class TrainConfig:
         """The context the training steps' forward passes run in (:attr:`precision`)."""
         return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16,
                               enabled=self.precision == "bfloat16")
-
-
-@dataclass(frozen=True)
-class RunSize:
-    """Cluster counts and training limits of one run size (``tiny``, ``quick``, ``full``).
-
-    Experiments subclass it with their own fields (robustness clusters, NUTS draws, ...).
-
-    Attributes:
-        n_train, n_val, n_test: clusters simulated (or read, at most) per set.
-        max_epochs: epoch limit of each network.
-        patience: early-stopping patience [epochs].
-        max_seconds: wall-time budget of each network [s] (None: none).
-        batch_size: clusters per training batch.
-    """
-
-    n_train: int
-    n_val: int
-    n_test: int
-    max_epochs: int
-    patience: int
-    max_seconds: float | None = None
-    batch_size: int = 32
-
-    def train_config(self, seed: int = 0, device: str = "cpu", progress: bool = True,
-                     **changes) -> TrainConfig:
-        """The :class:`TrainConfig` of this size (``changes`` override its fields)."""
-        fields = {"batch_size": self.batch_size, "max_epochs": self.max_epochs,
-                  "patience": self.patience,
-                  "max_seconds": self.max_seconds, "seed": seed, "device": device,
-                  "progress": progress, **changes}
-        return TrainConfig(**fields)
 
 
 @dataclass

@@ -114,7 +114,8 @@ def test_networks_take_global_inputs(varied, tmp_path):
 
 
 def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
-    from pyro_clusters.realfield.bundle import CylinderModel, train_bundle
+    from pyro_clusters.pipeline import train_bundle
+    from pyro_clusters.realfield.bundle import CylinderModel
 
     model = train_bundle(SimulatorConfig(setup="cylinder"), "tiny", seed=2, progress=False,
                          conditions=ObservingConditions(chunk=100), fresh=True)

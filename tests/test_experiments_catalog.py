@@ -75,7 +75,7 @@ def test_information_limit_on_catalogue(data, tmp_path):
 
 
 def test_wrong_setup_is_refused(data, tmp_path):
-    from experiments.common import load_sets
+    from pyro_clusters.pipeline.sets import load_sets
 
     with pytest.raises(ValueError, match="holds the 'idealized' setup"):
         load_sets(data / "idealized", "cylinder", np.random.default_rng(0))

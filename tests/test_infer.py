@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from pyro_clusters.__main__ import main as cli
+from pyro_clusters.pipeline import train_bundle
 from pyro_clusters.realfield.bundle import (
     AMORTISED_NPE_GLOBALS,
     CylinderModel,
     default_model_path,
-    train_bundle,
 )
 from pyro_clusters.realfield.inference import infer_cluster, subsample_sets
 from pyro_clusters.realfield.mismatch import mismatch_warnings

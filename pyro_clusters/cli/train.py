@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyro_clusters import defaults
 from pyro_clusters.cli import command_parser
-from pyro_clusters.realfield.bundle import SIZES, train_bundle
+from pyro_clusters.pipeline import SIZES, train_bundle
 from pyro_clusters.simulator.conditions import ObservingConditions
 from pyro_clusters.simulator.config import SimulatorConfig
 from pyro_clusters.simulator.depth import DEPTH_LIMITS, at_depth
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on cylinder datasets made from an N-body catalogue "
                         "(pyro-clusters catalog --out DIR) instead of the simulator;"
                         " z, aperture, v_cut and N_min are then the data's")
-    p.add_argument("--size", choices=sorted(SIZES), default="full",
+    p.add_argument("--size", choices=sorted(SIZES["bundle"]), default="full",
                    help="run size: clusters simulated and epoch limits (default: full, what "
                         "the shipped model was trained with; quick for a smoke test)")
     p.add_argument("--seed", type=int, default=0,

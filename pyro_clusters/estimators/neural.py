@@ -63,7 +63,8 @@ class NeuralModel(Model):
     legacy_state_keys: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.config_class()
+        self.config = self._with_batch_size(config if config is not None
+                                            else self.config_class())
         self.model: nn.Module | None = None
         self.trained_on: dict = {}
         self.result: TrainResult | None = None
@@ -72,11 +73,22 @@ class NeuralModel(Model):
 
     @classmethod
     def configure(cls, train: TrainConfig | None = None, msigma=None):
-        """The default config with the run settings of ``train`` (its own batch size kept)."""
+        """The default config with the run settings of ``train``.
+
+        ``train.batch_size`` is honoured; None keeps the estimator's own.
+        """
         config = cls.config_class()
         if train is not None:
-            config = replace(config, train=replace(train, batch_size=config.train.batch_size))
+            config = cls._with_batch_size(replace(config, train=train))
         return config
+
+    @classmethod
+    def _with_batch_size(cls, config: Any) -> Any:
+        """``config`` with a batch size of None replaced by the estimator's default."""
+        if config.train.batch_size is not None:
+            return config
+        default = cls.config_class().train.batch_size
+        return replace(config, train=replace(config.train, batch_size=default))
 
     @property
     def device(self) -> torch.device:

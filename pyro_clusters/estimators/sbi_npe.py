@@ -120,13 +120,15 @@ class SbiNPE(Estimator):
     def configure(cls, train=None, msigma=None) -> SbiNPEConfig:
         """Settings of sbi's loop from ``train``.
 
-        Its epochs, seed, device and progress; its patience becomes ``stop_after_epochs`` (at
-        least 2).
+        Its epochs, seed, device, progress and batch size (None: sbi's loop keeps its own,
+        100); its patience becomes ``stop_after_epochs`` (at least 2).
         """
         if train is None:
             return SbiNPEConfig()
+        batch = {} if train.batch_size is None else {"batch_size": train.batch_size}
         return SbiNPEConfig(max_epochs=train.max_epochs, seed=train.seed, device=train.device,
-                            progress=train.progress, stop_after_epochs=max(train.patience, 2))
+                            progress=train.progress, stop_after_epochs=max(train.patience, 2),
+                            **batch)
 
     def __init__(self, config: SbiNPEConfig | None = None):
         self.config = config or SbiNPEConfig()
