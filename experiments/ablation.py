@@ -34,7 +34,7 @@ import numpy as np
 
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.metrics import residual_metrics
-from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
 from pyro_clusters.pipeline.evaluation import DRIFT_RATES, posterior_of, richness_drift
 from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.max_seconds)
     for name in chosen + references:
         print(summary_line(name, metrics[name]))
+    print(summary_legend(metrics["n_test"]))
     print(f"wrote {args.out / 'report.md'}")
     return 0
 

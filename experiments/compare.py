@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.defaults import setup_of
-from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.base import Estimator
 from pyro_clusters.estimators.msigma import MSigmaConfig
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name in chosen:
         print(summary_line(name, metrics[name]))
+    print(summary_legend(metrics["n_test"]))
     print(f"wrote {args.out / 'report.md'}")
     return 0
 

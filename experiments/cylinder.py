@@ -31,7 +31,7 @@ from pyro_clusters.diagnostics.classification import (  # noqa: E402
     classification_metrics,
     roc_pr_curves,
 )
-from pyro_clusters.diagnostics.report import summary_line, write_report  # noqa: E402
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report  # noqa: E402
 from pyro_clusters.estimators import Splits, registry  # noqa: E402
 from pyro_clusters.estimators.membership import (  # noqa: E402
     caustic_members,
@@ -44,7 +44,7 @@ from pyro_clusters.pipeline.cylinder import (  # noqa: E402
     npe_config,
     train_cylinder,
 )
-from pyro_clusters.pipeline.evaluation import posterior_of, robustness  # noqa: E402
+from pyro_clusters.pipeline.evaluation import announce, posterior_of, robustness  # noqa: E402
 from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args  # noqa: E402
 from pyro_clusters.pipeline.sections import prior_sections, robustness_markdown  # noqa: E402
 from pyro_clusters.pipeline.sets import fresh_clusters, get_sets  # noqa: E402
@@ -185,6 +185,9 @@ def run(out: Path, size: str, seed: int, device: str, progress: bool, workers: i
     other = "without_p" if best == "with_p" else "with_p"
     npe = npes[best]
 
+    announce(f"evaluating on {len(test)} HMF and {len(test_flat)} flat test clusters "
+             f"(posteriors, interlopers, caustic method on {run_size.n_caustic}, robustness "
+             f"on {run_size.n_robust}) ...", progress)
     posteriors = [posterior_of(est, test, 1000, rng, secs, name=name)
                   for name, (est, secs) in baselines.items()]
     posteriors += [posterior_of(npe, test, 1000, rng, npe.train_seconds, name="npe_deepsets"),
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("msigma_contaminated", "msigma", "msigma_pure", "npe_deepsets",
                  "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))
+    print(summary_legend(metrics["n_test"]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma_contaminated"]["scatter_dex"]
     f1 = {k: v["overall"]["f1"] for k, v in metrics["interlopers"].items()
           if isinstance(v, dict) and "overall" in v}

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.defaults import setup_of
-from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
 from pyro_clusters.estimators.prior import PriorReweighted
-from pyro_clusters.pipeline.evaluation import posterior_of, robustness
+from pyro_clusters.pipeline.evaluation import announce, posterior_of, robustness
 from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
 from pyro_clusters.pipeline.sections import prior_sections, robustness_markdown
 from pyro_clusters.pipeline.sets import fresh_clusters, get_sets
@@ -64,6 +64,9 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
         resume=resume)
     npe.save(models / "npe_deepsets")
 
+    announce(f"evaluating on {len(data.test)} HMF and {len(data.test_flat)} flat test clusters "
+             f"(posteriors, coverage, robustness on {run_size.n_robust}; about a minute at "
+             "the quick size) ...", progress)
     posteriors = [posterior_of(msigma, data.test, 1000, rng, msigma_seconds),
                   posterior_of(npe, data.test, 1000, rng, npe.train_seconds)]
     posteriors += [posterior_of(PriorReweighted(est, data.hmf), data.test, 1000, rng,
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.data, args.max_seconds, args.fresh)
     for name in ("msigma", "npe_deepsets", "msigma_hmf", "npe_deepsets_hmf"):
         print(summary_line(name, metrics[name]))
+    print(summary_legend(metrics["n_test"]))
     ratio = metrics["npe_deepsets"]["scatter_dex"] / metrics["msigma"]["scatter_dex"]
     flat = metrics["flat_test"]["npe_deepsets"]
     print(f"npe on the flat test set: HPD dev {flat['hpd_max_abs_dev']:.3f}  "

@@ -55,7 +55,7 @@ from pyro_clusters.defaults import TEST_RANGE, setup_of
 from pyro_clusters.diagnostics import compare_posteriors, per_cluster_comparison
 from pyro_clusters.diagnostics.metrics import residual_metrics
 from pyro_clusters.diagnostics.posterior import load_posterior, save_posterior
-from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 from pyro_clusters.estimators import Splits, registry
 from pyro_clusters.estimators.jeans_exact import JeansExactConfig, NutsDiagnostics
 from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
@@ -652,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             args.max_epochs, args.exact_from, args.encoder)
     for name in ("npe_deepsets", "jeans_exact"):
         print(summary_line(name, m[name]))
+    print(summary_legend(m["n_test"]))
     lim, sbc = m["information_limit"], m["sbc"]
     print(f"sd ratio NPE/exact {lim['std_ratio_mean']:.3f}, sigma_eps {lim['sigma_eps_a']:.3f}"
           f" vs {lim['sigma_eps_b']:.3f} ({lim['sigma_eps_rel_diff']:+.1%}); "

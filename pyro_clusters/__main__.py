@@ -22,7 +22,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a sub-command; returns its exit code."""
+    """Dispatch to a sub-command; returns its exit code (130 after Ctrl-C, in one line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "--version":
         print(f"{PROGRAM} {__version__}")
@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         print((f"unknown command {argv[0]!r}\n" if argv else "") + usage(), file=sys.stderr)
         return 2
-    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    try:
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    except KeyboardInterrupt:
+        # every command writes its files atomically (a temporary name, renamed when complete)
+        print(f"{PROGRAM} {argv[0]}: interrupted; no partial output was left", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -87,3 +87,32 @@ def test_console_script_version_and_help(capsys):
         assert not re.search(r":(mod|func|class|meth):|``", text), name
     seed_help = importlib.import_module(COMMANDS["infer"][0]).build_parser().format_help()
     assert "(default: 4000)" in seed_help and "(default: results/infer)" in seed_help
+
+
+def test_existing_output_refused_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    args = ["--setup", "idealized", "--n", "10", "--seed", "1", "--out", str(out),
+            "--no-progress"]
+    assert main(args) == 0
+    before = out.read_bytes()
+    assert main(args[:5] + ["2"] + args[6:]) == 2  # another seed, same file: refused
+    err = capsys.readouterr().err
+    assert "exists" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    assert main(args + ["--overwrite"]) == 0
+
+
+def test_interrupt_ends_in_one_line_and_leaves_no_file(tmp_path, capsys, monkeypatch):
+    from pyro_clusters.__main__ import main as cli
+    from pyro_clusters.simulator import datasets
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets, "_batch", interrupted)
+    out = tmp_path / "x.h5"
+    assert cli(["simulate", "--setup", "idealized", "--n", "10", "--seed", "1", "--out",
+                str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0]
+    assert not out.exists() and list(tmp_path.iterdir()) == []

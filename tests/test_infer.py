@@ -300,3 +300,53 @@ def test_redshift_offset_is_warned_and_refined(default_model, wide_cluster, tmp_
     assert s["settings"]["refined_redshift"]["z"] == pytest.approx(b.z, abs=1e-6)
     assert s["center"]["z"] == pytest.approx(b.z, abs=1e-6)
     assert "--refine-z" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_infer_checks_the_output_before_any_work(tmp_path, capsys, where):
+    (tmp_path / "f").write_text("")
+    out = tmp_path / "f" if where == "file" else tmp_path / "f" / "sub"
+    table = tmp_path / "missing.csv"  # never read: the output is checked first
+    assert cli(["infer", "--table", str(table), "--ra", "10", "--dec", "10", "--z", "0.1",
+                "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "file" in err[0] and "missing.csv" not in err[0]
+
+
+def test_infer_rejects_a_centre_off_the_sky_and_names_the_shipped_models(tmp_path, capsys):
+    table = tmp_path / "missing.csv"
+    assert cli(["infer", "--table", str(table), "--ra", "554.9", "--dec", "10", "--z", "0.1",
+                "--out", str(tmp_path / "o")]) == 2
+    assert "right ascension 554.9" in capsys.readouterr().err
+    assert cli(["infer", "--table", str(table), "--ra", "10", "--dec", "10", "--z", "0.1",
+                "--model", "amortized", "--out", str(tmp_path / "o")]) == 2
+    assert "'default', 'amortised'" in capsys.readouterr().err
+
+
+def test_a_field_in_radians_is_named_a_unit_error(default_model, tmp_path):
+    """Table and centre both in radians: every galaxy within a few arcsec of the centre."""
+    rng = np.random.default_rng(3)
+    cs = simulate_selected(1, FlatLogMassPrior(14.7, 14.9), SimulatorConfig(setup="cylinder"),
+                           rng)[0]
+    ra, dec, cz = cluster_to_table(cs, 0, *CENTER)
+    path = write_redshift_table(tmp_path / "rad.csv", np.deg2rad(ra), np.deg2rad(dec), cz)
+    table = read_redshift_table(path)
+    t = default_model.trained_on
+    with pytest.raises(ObservationError, match="unit error"):
+        observe_field(table, np.deg2rad(CENTER[0]), np.deg2rad(CENTER[1]), CENTER[2],
+                      t["aperture"], t["v_cut"])
+    assert observe_field(read_redshift_table(write_redshift_table(
+        tmp_path / "deg.csv", ra, dec, cz)), *CENTER, t["aperture"], t["v_cut"]).n_gal > 10
+
+
+def test_infer_names_the_model_it_used(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    cs = simulate_selected(1, FlatLogMassPrior(14.7, 14.9), SimulatorConfig(setup="cylinder"),
+                           rng)[0]
+    path = write_redshift_table(tmp_path / "t.csv", *cluster_to_table(cs, 0, *CENTER))
+    assert cli(["infer", "--table", str(path), "--ra", str(CENTER[0]), "--dec",
+                str(CENTER[1]), "--z", str(CENTER[2]), "--draws", "200",
+                "--out", str(tmp_path / "o")]) == 0
+    assert "  model: default (trained at z = 0.117" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["model"]["name"] == "default"

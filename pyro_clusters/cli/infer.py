@@ -34,10 +34,11 @@ from pathlib import Path
 
 from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.inference import infer_cluster
-from pyro_clusters.realfield.outputs import format_summary, save_outputs
+from pyro_clusters.realfield.outputs import check_output_dir, format_summary, save_outputs
 from pyro_clusters.realfield.redshift import refine_redshift
 from pyro_clusters.realfield.table import (
     ObservationError,
+    check_center,
     observe_field,
     ra_in_degrees,
     read_redshift_table,
@@ -107,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give either --centres or --ra/--dec/--z, not both")
     if args.centres is None and any(v is None for v in centre):
         p.error("give the cluster centre (--ra, --dec and --z) or a table of them (--centres)")
+    # what can be checked before any work: the output folder, the centre
+    try:
+        check_output_dir(args.out)
+        if args.centres is None:
+            check_center(*centre)
+    except (OSError, ObservationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from pyro_clusters.realfield.bundle import CylinderModel
 
     if args.centres is not None:
@@ -177,6 +186,7 @@ def _many(args, model_class) -> int:
         return 2
     paths = write_survey_outputs(result, args.out, args.figures, model)
     n_ok = len(result.names)
+    print(f"model: {model.name}")
     print(f"{n_ok} of {len(centres)} clusters with a posterior in {seconds:.1f} s "
           f"({len(centres) / max(seconds, 1e-9):.0f} clusters/s); "
           f"{len(centres) - n_ok} skipped (reason in the table)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from pyro_clusters.cli import command_parser
 from pyro_clusters.diagnostics.metrics import default_mass_edges
 from pyro_clusters.diagnostics.posterior import load_posterior
-from pyro_clusters.diagnostics.report import summary_line, write_report
+from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 
 __all__ = ["build_parser", "expand_inputs", "main"]
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for post in posteriors:
         print(summary_line(post.estimator, metrics[post.estimator]))
+    print(summary_legend(metrics["n_test"]))
     print(f"wrote {args.out / 'metrics.json'} and {args.out / 'report.md'}")
     return 0
 

@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gaussian redshift error per galaxy [km/s]")
     p.add_argument("--fiber-collisions", type=float, default=0.0, metavar="ARCSEC",
                    help="fibre-collision scale [arcsec] (55 for SDSS; 0: none)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (otherwise refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.out.exists() and not args.overwrite:
+        print(f"error: {args.out} exists; give --overwrite to replace it", file=sys.stderr)
+        return 2
     try:
         base = SimulatorConfig()
         config = SimulatorConfig(

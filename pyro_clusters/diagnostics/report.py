@@ -34,7 +34,8 @@ from pyro_clusters.diagnostics.coverage import (
 from pyro_clusters.diagnostics.metrics import default_mass_edges, residual_metrics, richness_split
 from pyro_clusters.diagnostics.posterior import PosteriorSamples, save_posterior
 
-__all__ = ["Evaluation", "estimator_rng", "evaluate", "summary_line", "to_json_safe",
+__all__ = ["Evaluation", "estimator_rng", "evaluate", "summary_legend", "summary_line",
+           "to_json_safe",
            "without_timings", "write_report"]
 
 #: metadata keys tried, in order, as the richness N of Kodi Ramanah et al. 2020 eq. 8.
@@ -118,6 +119,21 @@ def without_timings(metrics):
     if isinstance(metrics, list):
         return [without_timings(v) for v in metrics]
     return metrics
+
+
+def summary_legend(n_test: int) -> str:
+    """What the columns of :func:`summary_line` mean, with the coverage noise on ``n_test``.
+
+    Args:
+        n_test: test clusters the metrics were measured on.
+    """
+    from pyro_clusters.diagnostics.coverage import calibrated_max_dev
+
+    return (f"(on {n_test} test clusters -- scatter: std of eps = log M_median - log M_true "
+            "[dex]; bias: mean eps [dex]; HPD dev / TARP dev: largest |coverage - credibility| "
+            "of the HPD intervals / TARP, 0 for a calibrated posterior, up to "
+            f"{calibrated_max_dev(n_test):.3f} by chance (95 %); post. std: mean posterior "
+            "standard deviation [dex])")
 
 
 def summary_line(name: str, m: dict) -> str:

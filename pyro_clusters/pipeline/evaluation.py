@@ -11,6 +11,7 @@ the estimator read the galaxy count?). The report sections that present them are
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -22,10 +23,20 @@ from pyro_clusters.diagnostics import (
     velocity_error_shift,
 )
 
-__all__ = ["DRIFT_RATES", "posterior_of", "richness_drift", "robustness"]
+__all__ = ["DRIFT_RATES", "announce", "posterior_of", "richness_drift", "robustness"]
 
 #: galaxy sampling rates of the richness check (:func:`richness_drift`)
 DRIFT_RATES = (0.5, 0.7)
+
+
+def announce(message: str, enabled: bool = True) -> None:
+    """A one-line note of what a run does next, on stderr beside the progress bars.
+
+    For the steps that have no progress bar (evaluation, reports), so that a run is never
+    silent for long. ``enabled``: the run's ``progress`` setting.
+    """
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
 
 
 def posterior_of(estimator, test: ClusterSet, n_draws: int, rng: np.random.Generator,

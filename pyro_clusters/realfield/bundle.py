@@ -121,6 +121,15 @@ class CylinderModel:
         return self.npe.baseline
 
     @property
+    def name(self) -> str:
+        """The shipped model's name (:data:`SHIPPED`), else the bundle's directory."""
+        if self.path is not None:
+            for name in SHIPPED:
+                if Path(self.path).resolve() == shipped_model_path(name).resolve():
+                    return name
+        return str(self.path) if self.path is not None else "(in memory)"
+
+    @property
     def richness_range(self) -> tuple[float, float]:
         """1st and 99th percentile of the training richness (galaxies in the cylinder)."""
         r = self.trained_on["richness"]
@@ -175,8 +184,9 @@ class CylinderModel:
         meta_file = path / "bundle.json"
         if not meta_file.is_file():
             raise FileNotFoundError(
-                f"no model bundle at {path} (bundle.json missing); train one with "
-                "`python -m pyro_clusters train --out DIR`")
+                f"no model bundle at {path} (bundle.json missing); the shipped models are "
+                + ", ".join(f"{k!r}" for k in SHIPPED)
+                + ", or train one with `pyro-clusters train --out DIR`")
         meta = json.loads(meta_file.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path} is not a model bundle (format {meta.get('format')!r})")

@@ -416,7 +416,7 @@ def posterior_summary(post: ClusterPosterior, model) -> dict:
         "settings": post.settings,
         "coverage_radius_hinv_Mpc": obs.coverage_radius,
         "velocity_span_kms": list(obs.velocity_span),
-        "model": {"path": str(model.path) if model.path else None,
+        "model": {"name": model.name, "path": str(model.path) if model.path else None,
                   "trained_on": model.trained_on, "command": model.info.get("command"),
                   "test_metrics": model.info.get("test_metrics")},
     }

@@ -89,11 +89,14 @@ def mismatch_warnings(obs: FieldObservation, trained_on: dict, n_used: int | Non
                    "the model has seen few such clusters")
     aperture, v_cut = trained_on["aperture"], trained_on["v_cut"]
     if obs.coverage_radius < 0.95 * aperture:
+        remedy = (f"use a wider table or train with --aperture {obs.coverage_radius:.2f}"
+                  if obs.coverage_radius >= 0.5 * aperture else
+                  "use a table that covers the aperture (a member list cut to a small radius? "
+                  "coordinates in another unit than degrees?)")
         out.append(f"the table reaches only {obs.coverage_radius:.2f} h^-1 Mpc from the centre "
                    f"(inside the velocity window) but the model's aperture is {aperture} h^-1 "
                    "Mpc: the outer cylinder is missing, so richness and interloper fraction "
-                   f"differ from training; use a wider table or train with --aperture "
-                   f"{obs.coverage_radius:.2f}")
+                   f"differ from training; {remedy}")
     vmin, vmax = obs.velocity_span
     if obs.n_gal >= 30 and (vmin > -0.75 * v_cut or vmax < 0.75 * v_cut):
         out.append(f"inside the aperture the table spans only v_los = {vmin:.0f} .. {vmax:.0f} "

@@ -9,13 +9,47 @@ coloured by membership probability, the sky positions and the posterior).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from pyro_clusters.realfield.inference import ClusterPosterior
 
-__all__ = ["format_summary", "plot_cluster", "save_outputs"]
+__all__ = ["check_output_dir", "format_summary", "plot_cluster", "save_outputs"]
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Raise ``OSError`` now, before any work, if ``path`` cannot become an output folder.
+
+    Nothing is created: the nearest existing folder on the way must be a folder and take a
+    file (tried with a temporary one, which also catches read-only file systems).
+
+    Args:
+        path: the output folder (it may exist, or be created later with its parents).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        NotADirectoryError: ``path``, or a folder on the way, is a file.
+        PermissionError: the nearest existing folder is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"output folder {path} exists and is a file")
+    base = path
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise NotADirectoryError(f"cannot create the output folder {path}: {base} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError:
+        raise PermissionError(f"output folder {base} is not writable") from None
+    return path
 
 
 def format_summary(s: dict) -> str:
@@ -23,8 +57,12 @@ def format_summary(s: dict) -> str:
     c, p = s["center"], s["log10_M200c_hinv_Msun"]
     m, mh = s["M200c_1e14_hinv_Msun"], s["M200c_1e14_Msun"]
     t = s["model"]["trained_on"]
+    where = ("amortised over z " + "-".join(f"{v:g}" for v in t["z_range"])
+             if "z_range" in t else f"trained at z = {t['z']:g}")
     lines = [
         f"Cluster at RA {c['ra_deg']:.5f} deg, Dec {c['dec_deg']:.5f} deg, z {c['z']:.5f}",
+        f"  model: {s['model'].get('name') or s['model']['path']} ({where}, R_ap = "
+        f"{t['aperture']} h^-1 Mpc, v_cut = {t['v_cut']:g} km/s)",
         f"  galaxies: {s['n_galaxies_in_cylinder']} in the cylinder (R <= {t['aperture']} h^-1 "
         f"Mpc, |v_los| <= {t['v_cut']:g} km/s) of {s['n_table_galaxies']} in the table; "
         f"classifier members (p > 0.5): {s['n_members_classifier']} "

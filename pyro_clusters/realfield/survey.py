@@ -115,7 +115,9 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
               else np.array([f"row{i + 1}" for i in range(len(table))]))
     if name_col is not None:
         cols["name"] = name_col
-    return Centres(labels, values["ra"] % 360.0, values["dec"], values["z"], cols, str(path))
+    ra = values["ra"]
+    ra = np.where((ra >= -180.0) & (ra <= 360.0), ra % 360.0, ra)  # others: skipped, reason
+    return Centres(labels, ra, values["dec"], values["z"], cols, str(path))
 
 
 def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ from pyro_clusters.cosmology import C_KMS, projected_to_sky, sky_to_projected
 from pyro_clusters.data.clusters import ClusterSet
 
 __all__ = ["COLUMN_ALIASES", "HOURS_SPREAD_RATIO", "FieldObservation", "ObservationError",
-           "RedshiftTable", "check_center", "cluster_to_table", "find_column",
-           "numeric_column", "observe_field",
-           "ra_in_degrees", "read_ascii_table", "read_redshift_table", "write_redshift_table"]
+           "RedshiftTable", "TINY_FIELD_FRACTION", "check_center", "cluster_to_table",
+           "find_column", "numeric_column", "observe_field", "ra_in_degrees", "read_ascii_table",
+           "read_redshift_table", "write_redshift_table"]
 
 #: Column names recognised without being told (case-insensitive), in order of preference.
 COLUMN_ALIASES = {
@@ -350,10 +350,24 @@ def ra_in_degrees(table: RedshiftTable, ra_center: float, dec_center: float,
     return table, ra_center
 
 
+#: the most a table may be concentrated: every galaxy within this fraction of the aperture of
+#: the centre reads as a unit error (coordinates in radians, arcminutes, ...), not a field
+TINY_FIELD_FRACTION = 0.1
+
+
 def check_center(ra: float, dec: float, z: float) -> None:
-    """Raise :class:`ObservationError` unless the centre is on the sky at 0 < z < 5."""
+    """Raise :class:`ObservationError` unless the centre is on the sky at 0 < z < 5.
+
+    Args:
+        ra: right ascension [deg], in [-180, 360] (negative values are read as RA + 360).
+        dec: declination [deg], in [-90, 90].
+        z: cluster redshift.
+    """
     if not np.isfinite([ra, dec, z]).all():
         raise ObservationError(f"missing or non-numeric centre: RA {ra}, Dec {dec}, z {z}")
+    if not -180.0 <= ra <= 360.0:
+        raise ObservationError(f"centre right ascension {ra} is outside [0, 360] deg (or "
+                               "[-180, 180]); give it in degrees")
     if not -90.0 <= dec <= 90.0:
         raise ObservationError(f"centre declination {dec} is outside [-90, 90] deg")
     if not 0.0 < z < 5.0:
@@ -388,7 +402,9 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
         the :class:`FieldObservation`.
 
     Raises:
-        ObservationError: bad centre, or no galaxy in the cylinder.
+        ObservationError: bad centre, no galaxy in the cylinder, or a table whose galaxies
+            near the centre all lie within :data:`TINY_FIELD_FRACTION` of the aperture (a
+            unit error).
     """
     check_center(ra_center, dec_center, z_cluster)
     ra0, dec0 = np.deg2rad(ra_center), np.deg2rad(dec_center)
@@ -398,6 +414,13 @@ def observe_field(table: RedshiftTable, ra_center: float, dec_center: float, z_c
     x, y, v = sky_to_projected(table.ra[near], table.dec[near], table.cz[near], ra_center,
                                dec_center, z_cluster)
     r = np.hypot(x, y)
+    if r.size >= 10 and float(r.max()) < TINY_FIELD_FRACTION * aperture:
+        arcsec = 3600.0 * np.rad2deg(np.arccos(np.clip(cos_c[near].min(), -1.0, 1.0)))
+        raise ObservationError(
+            f"all {r.size} galaxies of the table near the centre lie within "
+            f"{float(r.max()):.3g} h^-1 Mpc of it ({arcsec:.3g} arcsec), under a tenth of the "
+            f"aperture ({aperture} h^-1 Mpc): probably a unit error -- RA and Dec must be in "
+            "degrees, for the table and the centre alike (radians x 57.2958)")
     in_window, in_aperture = np.abs(v) <= v_cut, r <= aperture
     keep = in_window & in_aperture
     if not keep.any():
