@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
-from pyro_clusters.simulator.datasets import simulate_to_file
+from pyro_clusters.simulator.files import simulate_to_file
 
 
 def _rss_tree_mb(root: int) -> float:

@@ -33,12 +33,12 @@ from pyro_clusters.diagnostics.classification import (  # noqa: E402
 )
 from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report  # noqa: E402
 from pyro_clusters.estimators import Splits, registry  # noqa: E402
-from pyro_clusters.estimators.membership import (  # noqa: E402
+from pyro_clusters.estimators.reweighted import PriorReweighted  # noqa: E402
+from pyro_clusters.membership import (  # noqa: E402
     caustic_members,
     shifting_gapper,
     sigma_clipping,
 )
-from pyro_clusters.estimators.prior import PriorReweighted  # noqa: E402
 from pyro_clusters.pipeline.cylinder import (  # noqa: E402
     fit_member_baseline,
     npe_config,

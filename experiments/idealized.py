@@ -19,7 +19,7 @@ import numpy as np
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.report import summary_legend, summary_line, write_report
 from pyro_clusters.estimators import MSigmaConfig, Splits, registry
-from pyro_clusters.estimators.prior import PriorReweighted
+from pyro_clusters.estimators.reweighted import PriorReweighted
 from pyro_clusters.pipeline.evaluation import announce, posterior_of, robustness
 from pyro_clusters.pipeline.options import experiment_parser, parse_experiment_args
 from pyro_clusters.pipeline.sections import prior_sections, robustness_markdown

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pyro_clusters.diagnostics import classification_metrics
-from pyro_clusters.estimators.membership.caustic import _run, caustic_members
+from pyro_clusters.membership.caustic import _run, caustic_members
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.diagnostics import classification_metrics
-from pyro_clusters.estimators.membership.gapper import shifting_gapper, sigma_clipping
+from pyro_clusters.membership.gapper import shifting_gapper, sigma_clipping
 from pyro_clusters.simulator import FlatLogMassPrior, SimulatorConfig, simulate_selected
 
 

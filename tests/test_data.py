@@ -5,14 +5,12 @@ import os
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from pyro_clusters.data import (
     ClusterDataset,
     ClusterSet,
     DatasetError,
     DatasetWriter,
-    TorchClusterStream,
     pad,
     read_dataset,
     split_indices,
@@ -68,7 +66,6 @@ def test_hdf5_round_trip_with_metadata(tmp_path, clusters):
     ds = ClusterDataset(path)
     assert_same(ds.read(4, 9), clusters.select(np.arange(4, 9)))
     assert_same(ds.read_index(np.array([20, 3])), clusters.select(np.array([20, 3])))
-    assert sum(len(b) for b in ds.iter_batches(7)) == 30
     # readable with h5py alone, as docs/dataset_format.md says
     with h5py.File(path) as f:
         off = f["offsets"][:]
@@ -129,20 +126,6 @@ def test_split_is_disjoint_and_respects_groups():
     groups = np.repeat(np.arange(100), 3)  # three lines of sight per halo
     parts = split_indices(300, (0.5, 0.5), seed=2, groups=groups)
     assert not set(groups[parts[0]]) & set(groups[parts[1]])
-
-
-def test_torch_stream(tmp_path, clusters):
-    path = write_dataset(tmp_path / "t.h5", clusters)
-    stream = TorchClusterStream(path, batch_size=8, n_max=2048, shuffle=True, seed=0)
-    batches = list(stream)
-    assert len(batches) == len(stream) == 4
-    theta = torch.cat([b["theta"] for b in batches])[:, 0].numpy()
-    np.testing.assert_allclose(np.sort(theta), np.sort(clusters.log_m.astype(np.float32)))
-    b = batches[0]
-    assert b["x"].shape == (8, 2048, 4) and b["member"].shape == (8, 2048)
-    assert (b["member"] <= (b["x"][..., 3] > 0)).all()
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=0)
-    assert sum(len(b["theta"]) for b in loader) == 30
 
 
 def test_small_dataset_is_small_on_disk(tmp_path):

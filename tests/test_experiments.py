@@ -6,15 +6,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from experiments import mocks
+from experiments import realism
 from pyro_clusters.defaults import setup_of
 from pyro_clusters.diagnostics.posterior import load_posterior
 from pyro_clusters.estimators import MSigmaConfig
 from pyro_clusters.simulator import SimulatorConfig
 
 
-def test_mocks_report_end_to_end(tmp_path):
-    assert mocks.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "1"]) == 0
+def test_realism_report_end_to_end(tmp_path):
+    assert realism.main(["--size", "tiny", "--out", str(tmp_path), "--seed", "1"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     for key in ("msigma_pure_slope", "msigma_pure_sigma15_kms", "log_sigma_scatter_dex",
                 "median_richness_at_14p2", "interloper_fraction_by_mass",

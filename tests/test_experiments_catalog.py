@@ -54,10 +54,10 @@ def test_cylinder_and_compare_on_catalogue(data, tmp_path):
     assert metrics["n_calibration"] > 0 and "cnn_kde_slice" in metrics
 
 
-def test_mocks_report_on_catalogue(data, tmp_path):
-    from experiments import mocks
+def test_realism_report_on_catalogue(data, tmp_path):
+    from experiments import realism
 
-    assert mocks.main(["--size", "tiny", "--out", str(tmp_path), "--data", str(data)]) == 0
+    assert realism.main(["--size", "tiny", "--out", str(tmp_path), "--data", str(data)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["data"] == str(data) and "clusters_per_second_cylinder" not in metrics
     assert 0.2 < metrics["msigma_pure_slope"] < 0.5  # the simulator's halo physics

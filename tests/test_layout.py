@@ -8,7 +8,8 @@ import pyro_clusters
 ROOT = pathlib.Path(pyro_clusters.__file__).parent
 #: the pipeline's stages, upstream first; a module may import its own stage and those above
 LAYERS = ["defaults", "cosmology", "data", "simulator", "catalog", "features", "nets",
-          "training", "estimators", "diagnostics", "realfield", "pipeline", "cli", "__main__"]
+          "training", "estimators", "membership", "diagnostics", "realfield", "pipeline", "cli",
+          "__main__"]
 
 
 def _modules():

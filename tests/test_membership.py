@@ -8,7 +8,7 @@ from pyro_clusters.diagnostics.classification import (
     classification_metrics,
     roc_pr_curves,
 )
-from pyro_clusters.estimators.membership.classifier import MembershipClassifier, MembershipConfig
+from pyro_clusters.membership.classifier import MembershipClassifier, MembershipConfig
 from pyro_clusters.training import TrainConfig
 
 

@@ -8,7 +8,7 @@ import pytest
 from pyro_clusters.estimators import Estimator, Splits, registry
 from pyro_clusters.estimators.base import config_from_dict
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.estimators.prior import PriorReweighted
+from pyro_clusters.estimators.reweighted import PriorReweighted
 from pyro_clusters.simulator import HaloMassFunctionSampler
 
 

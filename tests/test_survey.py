@@ -149,7 +149,7 @@ def test_one_cluster_is_a_batch_of_one(survey):
 def test_leakage_is_each_clusters_own():
     """A batch reports each cluster's own share of draws outside the prior, not the batch's."""
     from pyro_clusters.estimators.base import Estimator
-    from pyro_clusters.estimators.prior import PriorReweighted
+    from pyro_clusters.estimators.reweighted import PriorReweighted
 
     class Fixed(Estimator):
         name = "fixed_test"

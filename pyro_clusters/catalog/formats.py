@@ -1,8 +1,10 @@
 r"""Readers of the halo and galaxy catalogues users hold, into the package schema.
 
 ``pyro-clusters catalog --format FORMAT`` (or :func:`read_any`) turns each into a validated
-:class:`~pyro_clusters.catalog.schema.Catalog`; :func:`convert_catalog` writes it as the schema's
-HDF5 file. Units are converted to the schema's (comoving h^-1 Mpc, peculiar km/s, h^-1 Msun).
+:class:`~pyro_clusters.catalog.schema.Catalog`;
+:func:`~pyro_clusters.catalog.schema.write_catalog` (``pyro-clusters catalog --write-catalog``)
+writes it as the schema's HDF5 file. Units are converted to the schema's (comoving h^-1 Mpc,
+peculiar km/s, h^-1 Msun).
 
 ``schema``
     The package's own HDF5 file (:mod:`pyro_clusters.catalog.schema`).
@@ -58,11 +60,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog, write_catalog
+from pyro_clusters.catalog.schema import Catalog, CatalogError, read_catalog
 from pyro_clusters.cosmology import MDPL2_PARAMS, colossus_cosmology
 from pyro_clusters.simulator.depth import moster13_stellar_mass
 
-__all__ = ["FORMATS", "UNIVERSEMACHINE_DTYPE", "convert_catalog", "find_hosts",
+__all__ = ["FORMATS", "UNIVERSEMACHINE_DTYPE", "find_hosts",
            "moster13_stellar_mass", "read_any", "read_rockstar", "read_subfind",
            "read_universemachine"]
 
@@ -451,9 +453,3 @@ def read_any(path: str | os.PathLike, format: str = "schema", *, columns: dict |
     if columns:
         raise CatalogError("column renaming applies to the schema format only")
     return FORMATS[format](path, box_size=box_size, redshift=redshift, cosmology=cosmology)
-
-
-def convert_catalog(path: str | os.PathLike, out: str | os.PathLike, format: str,
-                    **options) -> Path:
-    """Read ``path`` in ``format`` (:func:`read_any` options) and write the schema's HDF5 file."""
-    return write_catalog(out, read_any(path, format, **options))

@@ -58,8 +58,8 @@ from pyro_clusters.catalog.sightlines import (
 )
 from pyro_clusters.cosmology import C_KMS, colossus_cosmology, distance_table, los_velocity, r200c
 from pyro_clusters.data.clusters import GALAXY_SOURCES, ClusterSet
+from pyro_clusters.data.dataset_dir import SPLITS
 from pyro_clusters.data.hdf5 import DatasetWriter
-from pyro_clusters.data.splits import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig, SimulatorConfig
 from pyro_clusters.simulator.observe import observe
 

@@ -28,7 +28,7 @@ from pyro_clusters.catalog.mocks import (
 )
 from pyro_clusters.catalog.schema import CatalogError, write_catalog
 from pyro_clusters.cli import command_parser
-from pyro_clusters.data.splits import SPLITS
+from pyro_clusters.data.dataset_dir import SPLITS
 from pyro_clusters.simulator.config import ObservationConfig
 
 __all__ = ["build_parser", "main"]

@@ -6,7 +6,7 @@ Usage::
         --n N --seed S --out FILE [--workers W] [--batch-size B] [--log-m-min LO] [--log-m-max HI]
 
 The same seed gives a bit-identical file for any number of workers
-(:func:`pyro_clusters.simulator.datasets.simulate_to_file`).
+(:func:`pyro_clusters.simulator.files.simulate_to_file`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from pyro_clusters import defaults
 from pyro_clusters.cli import command_parser
 from pyro_clusters.simulator.config import SimulatorConfig
-from pyro_clusters.simulator.datasets import simulate_to_file
 from pyro_clusters.simulator.depth import at_depth
+from pyro_clusters.simulator.files import simulate_to_file
 from pyro_clusters.simulator.priors import make_sampler
 
 __all__ = ["build_parser", "main"]

@@ -22,7 +22,6 @@ __all__ = [
     "GALAXY_SOURCES",
     "ClusterDataset",
     "ClusterSet",
-    "TorchClusterStream",
     "DatasetError",
     "DatasetWriter",
     "pad",
@@ -31,11 +30,3 @@ __all__ = [
     "write_dataset",
 ]
 
-
-def __getattr__(name: str):
-    # The torch stream imports torch; readers and simulation workers do not need it.
-    if name == "TorchClusterStream":
-        from pyro_clusters.data.stream import TorchClusterStream
-
-        return TorchClusterStream
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ Layout (documented for outside readers in docs/dataset_format.md)::
     /clusters/<column>    (n_clusters,)             log_m, n_gal, latents ...
     /galaxies/<column>    (n_galaxies,)             x_proj, y_proj, v_los, member, source
 
-A torch stream over such a file is in :mod:`pyro_clusters.data.stream`. A writer fills a
+A writer fills a
 temporary file next to the target and renames it only after the last chunk and the ``complete``
 flag are written, so an interrupted run never leaves a readable-but-wrong file.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -248,12 +247,6 @@ class ClusterDataset:
             raise ValueError("empty index")
         lo, hi = int(index.min()), int(index.max()) + 1
         return self.read(lo, hi).select(index - lo)
-
-    def iter_batches(self, batch_size: int) -> Iterator[ClusterSet]:
-        """Consecutive batches of ``batch_size`` clusters (the last one may be shorter)."""
-        for start in range(0, len(self), batch_size):
-            yield self.read(start, start + batch_size)
-
 
 def _decode(value):
     if isinstance(value, bytes):

@@ -83,7 +83,7 @@ def realism_metrics(sets: MockSets) -> tuple[dict, dict[str, MSigmaFit]]:
     """Compute every realism metric.
 
     Returns:
-        (metrics dict with the names of the ``experiments.mocks`` contract, the two M-sigma fits
+        (metrics dict with the names of the ``experiments.realism`` contract, the two M-sigma fits
         ``{"pure": ..., "contaminated": ...}``).
     """
     z = sets.z

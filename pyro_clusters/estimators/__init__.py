@@ -4,8 +4,11 @@
 - :mod:`~pyro_clusters.estimators.neural` -- the training skeleton of every network;
 - :mod:`~pyro_clusters.estimators.registry` -- ``register``, ``build``, ``load`` by name;
 - one module per estimator: ``msigma``, ``npe_deepsets``, ``kde_image`` (``cnn_kde_slice``,
-  ``mc_dropout``, ``nf_kde2d``), ``sbi_npe``, ``jeans_exact``; ``prior`` (change of prior);
-- :mod:`~pyro_clusters.estimators.membership` -- which galaxies are members.
+  ``mc_dropout``, ``nf_kde2d``), ``sbi_npe``, ``jeans_exact``; ``reweighted`` (an
+  estimator's posterior under another prior).
+
+Which galaxies are members (the classifier, the gapper, the caustic method) is not a mass
+estimator: :mod:`pyro_clusters.membership`, built on the same training skeleton.
 
 The torch-based estimators are imported on first use.
 """
@@ -13,7 +16,7 @@ The torch-based estimators are imported on first use.
 from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.base import Estimator, SampleResult, Splits
 from pyro_clusters.estimators.msigma import MSigmaConfig, MSigmaEstimator
-from pyro_clusters.estimators.prior import PriorReweighted, resample_weighted
+from pyro_clusters.estimators.reweighted import PriorReweighted, resample_weighted
 
 __all__ = ["Estimator", "MSigmaConfig", "MSigmaEstimator", "NPEConfig", "NPEDeepSets",
            "PriorReweighted", "SampleResult", "Splits", "registry", "resample_weighted"]

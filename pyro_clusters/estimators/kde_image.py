@@ -40,7 +40,7 @@ from torch import nn
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators.base import Estimator, Splits
 from pyro_clusters.estimators.neural import NeuralModel
-from pyro_clusters.estimators.prior import resample_weighted
+from pyro_clusters.estimators.reweighted import resample_weighted
 from pyro_clusters.features.kde import KDEImageSpec, kde_images
 from pyro_clusters.nets.cnn import make_cnn
 from pyro_clusters.nets.flows import GaussianFlowStack

@@ -116,7 +116,7 @@ for _name, _target in {
     "nf_kde2d": "pyro_clusters.estimators.kde_image:GaussianFlowKDE",
     "sbi_npe": "pyro_clusters.estimators.sbi_npe:SbiNPE",
     "jeans_exact": "pyro_clusters.estimators.jeans_exact:JeansExact",
-    "prior_reweighted": "pyro_clusters.estimators.prior:PriorReweighted",
-    "deepsets_membership": "pyro_clusters.estimators.membership.classifier:MembershipClassifier",
+    "prior_reweighted": "pyro_clusters.estimators.reweighted:PriorReweighted",
+    "deepsets_membership": "pyro_clusters.membership.classifier:MembershipClassifier",
 }.items():
     register(_name, _target)

@@ -3,7 +3,9 @@
 from pyro_clusters.nets.cnn import KDECNN2D, KDECNN3D, make_cnn
 from pyro_clusters.nets.deepsets import DeepSetsEncoder, mlp
 from pyro_clusters.nets.flows import ConditionalSplineFlow, GaussianFlowStack
+from pyro_clusters.nets.histogram import HistogramSetEncoder, SoftHistogram, phase_space_ranges
 from pyro_clusters.nets.set_embedding import DeepSetsEmbedding
 
 __all__ = ["ConditionalSplineFlow", "DeepSetsEmbedding", "DeepSetsEncoder", "GaussianFlowStack",
-           "KDECNN2D", "KDECNN3D", "make_cnn", "mlp"]
+           "HistogramSetEncoder", "KDECNN2D", "KDECNN3D", "SoftHistogram", "make_cnn", "mlp",
+           "phase_space_ranges"]

@@ -31,7 +31,7 @@ from pyro_clusters.pipeline.evaluation import (
     robustness,
 )
 from pyro_clusters.pipeline.sets import (
-    DataSets,
+    TrainTestSets,
     fresh_clusters,
     get_sets,
     load_sets,
@@ -39,7 +39,7 @@ from pyro_clusters.pipeline.sets import (
 )
 from pyro_clusters.pipeline.sizes import SIZES, RunSize, run_size
 
-__all__ = ["DRIFT_RATES", "SIZES", "CylinderFit", "DataSets", "RunSize", "fit_member_baseline",
+__all__ = ["DRIFT_RATES", "SIZES", "CylinderFit", "TrainTestSets", "RunSize", "fit_member_baseline",
            "fresh_clusters", "get_sets", "load_sets", "npe_config", "posterior_of",
            "richness_drift", "robustness", "run_size", "simulate_sets", "train_bundle",
            "train_classifier", "train_cylinder"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from pyro_clusters import __version__
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.data.splits import read_datasets
+from pyro_clusters.data.dataset_dir import read_datasets
 from pyro_clusters.diagnostics.posterior import PosteriorSamples
 from pyro_clusters.diagnostics.report import evaluate
 from pyro_clusters.pipeline.cylinder import train_cylinder
@@ -36,7 +36,7 @@ from pyro_clusters.simulator.core import simulate_selected
 from pyro_clusters.simulator.priors import FlatLogMassPrior
 
 if TYPE_CHECKING:
-    from pyro_clusters.estimators.membership.classifier import MembershipClassifier
+    from pyro_clusters.membership.classifier import MembershipClassifier
 
 __all__ = ["train_bundle"]
 

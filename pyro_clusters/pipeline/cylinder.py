@@ -36,8 +36,8 @@ from pyro_clusters.estimators.npe_deepsets import HISTOGRAM_ENCODER
 from pyro_clusters.training import TrainConfig
 
 if TYPE_CHECKING:
-    from pyro_clusters.estimators.membership.classifier import MembershipClassifier
     from pyro_clusters.estimators.npe_deepsets import NPEConfig, NPEDeepSets
+    from pyro_clusters.membership.classifier import MembershipClassifier
 
 __all__ = ["CylinderFit", "fit_member_baseline", "npe_config", "train_classifier",
            "train_cylinder"]

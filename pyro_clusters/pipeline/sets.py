@@ -25,11 +25,11 @@ from pyro_clusters.simulator import (
 from pyro_clusters.simulator.conditions import ObservingConditions, simulate_conditions
 from pyro_clusters.simulator.config import SUPPORTED_LOG_MASS_RANGE
 
-__all__ = ["DataSets", "fresh_clusters", "get_sets", "load_sets", "simulate_sets"]
+__all__ = ["TrainTestSets", "fresh_clusters", "get_sets", "load_sets", "simulate_sets"]
 
 
 @dataclass
-class DataSets:
+class TrainTestSets:
     """Training and validation clusters (flat prior), the HMF test set and a flat test set.
 
     Attributes:
@@ -50,7 +50,7 @@ class DataSets:
 
 def simulate_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int,
                   rng: np.random.Generator, test_range: tuple[float, float] = TEST_RANGE,
-                  n_test_flat: int | None = None) -> DataSets:
+                  n_test_flat: int | None = None) -> TrainTestSets:
     """Simulate the four sets (``n_test_flat`` defaults to half of ``n_test``)."""
     t0 = time.perf_counter()
     flat = FlatLogMassPrior()
@@ -59,17 +59,17 @@ def simulate_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int
     val = simulate_selected(n_val, flat, config, rng)[0]
     test = simulate_selected(n_test, hmf, config, rng)[0]
     test_flat = simulate_selected(n_test_flat or max(n_test // 2, 2), flat, config, rng)[0]
-    return DataSets(train, val, test, test_flat, hmf, time.perf_counter() - t0)
+    return TrainTestSets(train, val, test, test_flat, hmf, time.perf_counter() - t0)
 
 
 def load_sets(data: Path, setup: str, rng: np.random.Generator,
-              sizes: tuple[int, int, int] | None = None) -> DataSets:
+              sizes: tuple[int, int, int] | None = None) -> TrainTestSets:
     """Read the four sets of a dataset directory instead of simulating them.
 
     ``python -m pyro_clusters catalog --out DIR`` writes DIR/train.h5, val.h5, test.h5 and
     test_flat.h5 (flat, flat, natural mass function, flat). ``data`` may be that directory or
     one holding ``idealized/`` and ``cylinder/`` such directories
-    (:func:`pyro_clusters.data.splits.read_datasets`).
+    (:func:`pyro_clusters.data.dataset_dir.read_datasets`).
 
     Args:
         data: the directory.
@@ -81,7 +81,7 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
         The sets; ``hmf`` is the Tinker et al. 2008 mass function (package cosmology) over the
         test set's mass range, the population prior of the natural test set.
     """
-    from pyro_clusters.data.splits import read_datasets
+    from pyro_clusters.data.dataset_dir import read_datasets
 
     t0 = time.perf_counter()
     caps = None
@@ -94,13 +94,13 @@ def load_sets(data: Path, setup: str, rng: np.random.Generator,
     lo = max(float(test.log_m.min()), lo_ok)
     hi = min(max(float(test.log_m.max()), lo + 0.1), hi_ok)
     hmf = HaloMassFunctionSampler(lo, hi, z=setup_of(test.attrs)["z"])
-    return DataSets(sets["train"], sets["val"], test, sets["test_flat"], hmf,
+    return TrainTestSets(sets["train"], sets["val"], test, sets["test_flat"], hmf,
                     time.perf_counter() - t0)
 
 
 def get_sets(config: SimulatorConfig, n_train: int, n_val: int, n_test: int,
              rng: np.random.Generator, data: Path | None = None, cap: bool = True
-             ) -> DataSets:
+             ) -> TrainTestSets:
     """Simulate the sets, or read them from ``data`` when given.
 
     Read sets are capped at the sizes if ``cap`` (full-size runs take every cluster).

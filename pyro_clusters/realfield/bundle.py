@@ -59,8 +59,8 @@ from pyro_clusters.estimators import registry
 from pyro_clusters.estimators.msigma import MSigmaEstimator
 
 if TYPE_CHECKING:
-    from pyro_clusters.estimators.membership.classifier import MembershipClassifier
     from pyro_clusters.estimators.npe_deepsets import NPEDeepSets
+    from pyro_clusters.membership.classifier import MembershipClassifier
 
 __all__ = ["AMORTISED_GLOBALS", "AMORTISED_NPE_GLOBALS", "FORMAT", "RICHNESS_PERCENTILES",
            "SHIPPED", "CylinderModel", "default_model_path", "shipped_model_path"]

@@ -11,7 +11,7 @@ Prior: ``flat`` (default) is the training prior, uniform in log M over the train
 the posterior is proportional to the likelihood there; ``hmf`` re-weights it to the halo mass
 function at the cluster's redshift over the same range, the calibrated posterior for a cluster
 drawn at random from the Universe. Either way the flow's draws go through
-:class:`~pyro_clusters.estimators.prior.PriorReweighted` (sampling-importance-resampling with
+:class:`~pyro_clusters.estimators.reweighted.PriorReweighted` (sampling-importance-resampling with
 weight prior / flat), which also rejects the draws the flow puts outside the prior's range
 ("leakage", reported in the summary).
 
@@ -154,7 +154,7 @@ def sample_posteriors(annotated: ClusterSet, z: np.ndarray, model, n_draws: int,
                       ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """The NPE's draws under the chosen prior for every cluster of an annotated set.
 
-    The flow's draws go through :class:`~pyro_clusters.estimators.prior.PriorReweighted`
+    The flow's draws go through :class:`~pyro_clusters.estimators.reweighted.PriorReweighted`
     (weight prior / flat; ``hmf``: the mass function at each cluster's z on the
     :data:`HMF_Z_STEP` grid, one call per grid step), which also rejects the draws outside the
     prior's range (leakage, per cluster). A group with a cluster whose posterior lies entirely
@@ -172,7 +172,7 @@ def sample_posteriors(annotated: ClusterSet, z: np.ndarray, model, n_draws: int,
         (draws (n_clusters, n_draws) of log10(M200c / h^-1 Msun), NaN for a failed cluster;
         leakage per cluster; {index: reason} of the clusters with no posterior).
     """
-    from pyro_clusters.estimators.prior import PriorReweighted
+    from pyro_clusters.estimators.reweighted import PriorReweighted
     from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
     lo, hi = _prior_range(model.trained_on)

@@ -9,7 +9,7 @@ posterior of log10(M200c / h^-1 Msun) per cluster:
    plus 2 %), and go through the same cylinder cut as a single cluster
    (:func:`~pyro_clusters.realfield.table.observe_field`);
 2. the cylinders are batched: one classifier pass gives every galaxy its ``p_member``, one
-   call of the NPE through :class:`~pyro_clusters.estimators.prior.PriorReweighted` gives
+   call of the NPE through :class:`~pyro_clusters.estimators.reweighted.PriorReweighted` gives
    every cluster its draws (the ``hmf`` prior is the mass function at each cluster's redshift,
    evaluated on a 0.005 grid in z -- the mass function changes by < 1 % across one step);
 3. a centre that cannot give a posterior -- a missing value, a declination outside +-90, a

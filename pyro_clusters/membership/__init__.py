@@ -6,7 +6,7 @@
 - :func:`caustic_members` -- the caustic method through ``causticsnupy`` (imported on use).
 """
 
-from pyro_clusters.estimators.membership.gapper import shifting_gapper, sigma_clipping
+from pyro_clusters.membership.gapper import shifting_gapper, sigma_clipping
 
 __all__ = ["MembershipClassifier", "MembershipConfig", "caustic_members", "shifting_gapper",
            "sigma_clipping"]
@@ -14,11 +14,11 @@ __all__ = ["MembershipClassifier", "MembershipConfig", "caustic_members", "shift
 
 def __getattr__(name: str):
     if name in ("MembershipClassifier", "MembershipConfig"):
-        from pyro_clusters.estimators.membership import classifier
+        from pyro_clusters.membership import classifier
 
         return getattr(classifier, name)
     if name == "caustic_members":
-        from pyro_clusters.estimators.membership.caustic import caustic_members
+        from pyro_clusters.membership.caustic import caustic_members
 
         return caustic_members
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

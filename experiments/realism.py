@@ -1,4 +1,4 @@
-"""Realism report of the embedded simulator: ``python -m experiments.mocks [--quick] --out DIR``.
+"""Realism report of the embedded simulator: ``python -m experiments.realism [--quick] --out DIR``.
 
 Simulates flat-prior training sets and HMF test sets in the idealized and cylinder setups,
 computes the numbers that N-body mocks are known for (:mod:`pyro_clusters.diagnostics.realism`),
@@ -223,7 +223,7 @@ def write_report(metrics: dict, figures: list[str], out: Path, size: str) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    p = argparse.ArgumentParser(prog="python -m experiments.mocks", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m experiments.realism", description=__doc__)
     p.add_argument("--quick", action="store_true", help="a few thousand clusters (~1 minute)")
     p.add_argument("--size", choices=sorted(SIZES), default=None,
                    help="explicit size (overrides --quick); 'tiny' is for the test suite")
