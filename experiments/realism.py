@@ -40,7 +40,7 @@ from pyro_clusters.simulator import (  # noqa: E402
     simulate_selected,
 )
 
-SIZES = RUN_SIZES["mocks"]
+SIZES = RUN_SIZES["realism"]
 
 
 def _throughput(config: SimulatorConfig, n: int, seed: int) -> float:

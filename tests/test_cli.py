@@ -104,12 +104,12 @@ def test_existing_output_refused_without_overwrite(tmp_path, capsys):
 
 def test_interrupt_ends_in_one_line_and_leaves_no_file(tmp_path, capsys, monkeypatch):
     from pyro_clusters.__main__ import main as cli
-    from pyro_clusters.simulator import datasets
+    from pyro_clusters.simulator import files
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datasets, "_batch", interrupted)
+    monkeypatch.setattr(files, "_batch", interrupted)
     out = tmp_path / "x.h5"
     assert cli(["simulate", "--setup", "idealized", "--n", "10", "--seed", "1", "--out",
                 str(out), "--no-progress"]) == 130

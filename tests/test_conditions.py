@@ -113,6 +113,7 @@ def test_networks_take_global_inputs(varied, tmp_path):
         global_columns(one_z, ("setup",))  # a string attribute is no input
 
 
+@pytest.mark.integration
 def test_amortised_bundle_trains_on_fresh_clusters(tmp_path):
     from pyro_clusters.pipeline import train_bundle
     from pyro_clusters.realfield.bundle import CylinderModel

@@ -58,6 +58,7 @@ def test_idealized_experiment_end_to_end(tmp_path):
     assert "Which prior?" in report and "Robustness" in report
 
 
+@pytest.mark.integration
 def test_idealized_same_seed_same_metrics(tmp_path):
     """A seed reproduces a run: no wall-clock budget in the sizes, so only timings differ."""
     from experiments import idealized
@@ -156,6 +157,7 @@ def test_compare_experiment_end_to_end_and_reuse(tmp_path, capsys):
     assert stop.value.code == 2
 
 
+@pytest.mark.integration
 def test_information_limit_experiment_end_to_end(tmp_path):
     from experiments import information_limit
 

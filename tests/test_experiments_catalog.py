@@ -40,6 +40,7 @@ def test_idealized_on_catalogue(data, tmp_path):
     assert np.isfinite(metrics["npe_deepsets"]["scatter_dex"])
 
 
+@pytest.mark.integration
 def test_cylinder_and_compare_on_catalogue(data, tmp_path):
     from experiments import compare, cylinder
 
@@ -64,6 +65,7 @@ def test_realism_report_on_catalogue(data, tmp_path):
     assert "Catalogue mocks" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.integration
 def test_information_limit_on_catalogue(data, tmp_path):
     from experiments import information_limit
 

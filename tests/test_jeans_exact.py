@@ -51,6 +51,7 @@ def test_hand_potential_equals_pyros(clusters, richness):
         assert float(ours(z)) == pytest.approx(float(pyro_potential(z)), rel=1e-10, abs=1e-8)
 
 
+@pytest.mark.integration
 def test_nuts_recovers_the_mass_with_clean_diagnostics(clusters):
     est = JeansExact(FAST, model=CFG).fit(clusters)
     res = est.sample_with_info(clusters, 200, np.random.default_rng(1))
@@ -88,6 +89,7 @@ def test_bad_input_is_refused(clusters):
         JeansExactConfig(unreachable="ignore")
 
 
+@pytest.mark.integration
 def test_unreachable_galaxies_are_dropped_and_counted(clusters):
     """Misspecified data: a galaxy beyond every halo of the prior is dropped, not fatal.
 

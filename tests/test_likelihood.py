@@ -88,6 +88,7 @@ def test_quadrature_error_is_negligible(lik):
         assert abs(np.mean(diff)) < 2e-4
 
 
+@pytest.mark.integration
 def test_density_is_normalised(lik):
     log_m, c, b = T(14.3), T(5.0), T(0.4)
     r_max = 3.0 * float(lik.r200(log_m))
@@ -100,6 +101,7 @@ def test_density_is_normalised(lik):
     assert torch.isinf(lik.log_density(T([r_max * 1.01]), T([0.0]), log_m, c, b)).all()
 
 
+@pytest.mark.integration
 def test_simulated_satellites_follow_the_likelihood(lik):
     # 100,000 satellites of one halo from the simulator's own code path (tracer radii, Jeans
     # velocities, velocity bias, relativistic v_los); chi-square of a 10 x 10 histogram in

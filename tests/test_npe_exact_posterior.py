@@ -18,6 +18,9 @@ from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.estimators import NPEConfig, NPEDeepSets
 from pyro_clusters.training import TrainConfig
 
+#: one trained NPE (the module fixture, ~25 s) serves every test here
+pytestmark = pytest.mark.integration
+
 N_GAL = 40
 
 

@@ -216,7 +216,7 @@ SIZES: dict[str, dict[str, RunSize | MocksSize]] = {
                           n_misspecified=100, n_hmf=300, n_drift=100, warmup=150, draws=250,
                           compile=True),
     },
-    "mocks": {
+    "realism": {
         "tiny": MocksSize(600, 300),
         "quick": MocksSize(4000, 2000),
         "full": MocksSize(40000, 10000),
