@@ -65,8 +65,7 @@ def run(out: Path, size: str, seed: int, device: str, resume: bool, progress: bo
     npe.save(models / "npe_deepsets")
 
     announce(f"evaluating on {len(data.test)} HMF and {len(data.test_flat)} flat test clusters "
-             f"(posteriors, coverage, robustness on {run_size.n_robust}; about a minute at "
-             "the quick size) ...", progress)
+             f"(posteriors, coverage, robustness on {run_size.n_robust}) ...", progress)
     posteriors = [posterior_of(msigma, data.test, 1000, rng, msigma_seconds),
                   posterior_of(npe, data.test, 1000, rng, npe.train_seconds)]
     posteriors += [posterior_of(PriorReweighted(est, data.hmf), data.test, 1000, rng,

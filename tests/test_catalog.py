@@ -216,7 +216,7 @@ def test_cylinder_candidates_miss_nothing(catalog, monkeypatch):
 
 def test_cylinder_candidates_cover_velocity_errors(catalog):
     """With redshift errors sigma, the candidates hold every galaxy within v_cut + 6 sigma."""
-    from pyro_clusters.catalog.mocks import _min_image
+    from pyro_clusters.catalog.box import min_image
     from pyro_clusters.simulator.observe import observe
 
     obs = CatalogMockConfig().observation
@@ -228,7 +228,7 @@ def test_cylinder_candidates_cover_velocity_errors(catalog):
     n_checked = 0
     for row, direction in zip(lines.halo, lines.direction, strict=True):
         b = sky_basis(direction)
-        d = _min_image(wide.pos - wide.halo_pos[row], BOX) / (1.0 + wide.z) @ b.T
+        d = min_image(wide.pos - wide.halo_pos[row], BOX) / (1.0 + wide.z) @ b.T
         member = wide.host == wide.halo_id[row]
         *_, keep = observe(d, (wide.vel - wide.halo_vel[row]) @ b.T, member,
                            np.full(member.size, wide.halo_vel[row] @ b[2]), wide.sim,

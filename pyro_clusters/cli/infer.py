@@ -35,7 +35,7 @@ from pathlib import Path
 from pyro_clusters.cli import command_parser
 from pyro_clusters.realfield.inference import infer_cluster
 from pyro_clusters.realfield.outputs import check_output_dir, format_summary, save_outputs
-from pyro_clusters.realfield.redshift import refine_redshift
+from pyro_clusters.realfield.redshift import CHECK_TOL_KMS, REFINE_TOL_KMS, refine_redshift
 from pyro_clusters.realfield.table import (
     ObservationError,
     check_center,
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         table, ra = ra_in_degrees(table, args.ra, args.dec, args.ra_unit)
         # always refined (a few classifier passes): applied with --refine-z, else checked
         try:
-            refined = refine_redshift(table, ra, args.dec, args.z, model)
+            refined = refine_redshift(table, ra, args.dec, args.z, model,
+                                      tol_kms=REFINE_TOL_KMS if args.refine_z
+                                      else CHECK_TOL_KMS)
         except ObservationError:
             if args.refine_z:
                 raise

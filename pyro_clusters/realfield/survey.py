@@ -36,12 +36,11 @@ import numpy as np
 from pyro_clusters.cosmology import angular_diameter_distance
 from pyro_clusters.data.clusters import ClusterSet
 from pyro_clusters.realfield.inference import (
-    PERCENTILES,
     PRIORS,
     ClusterPosterior,
     infer_cylinders,
 )
-from pyro_clusters.realfield.redshift import refine_redshifts
+from pyro_clusters.realfield.redshift import CHECK_TOL_KMS, REFINE_TOL_KMS, refine_redshifts
 from pyro_clusters.realfield.table import (
     FieldObservation,
     ObservationError,
@@ -236,7 +235,8 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
         for start in range(0, len(cones), batch_size):
             batch = cones[start:start + batch_size]
             where = [(rows[i]["ra_deg"], rows[i]["dec_deg"], rows[i]["z"]) for i, _ in batch]
-            refs = refine_redshifts([c for _, c in batch], where, model)
+            refs = refine_redshifts([c for _, c in batch], where, model,
+                                    tol_kms=REFINE_TOL_KMS if refine_z else CHECK_TOL_KMS)
             observed, refined = [], []
             for (i, cone), (ra, dec, z), ref in zip(batch, where, refs, strict=True):
                 if isinstance(ref, ObservationError):
@@ -284,9 +284,10 @@ def _reason(err: ObservationError) -> str:
 
 def _row(post: ClusterPosterior) -> dict:
     """A posterior's columns of ``clusters.csv``."""
-    q = np.percentile(post.draws, PERCENTILES)
-    return {"status": "ok", "reason": "", "median": q[2], "p16": q[1], "p84": q[3],
-            "p2.5": q[0], "p97.5": q[4], "n_galaxies_in_cylinder": post.observation.n_gal,
+    q = post.summary["log10_M200c_hinv_Msun"]  # np.percentile at PERCENTILES
+    return {"status": "ok", "reason": "", **{k: q[k] for k in ("median", "p16", "p84", "p2.5",
+                                                              "p97.5")},
+            "n_galaxies_in_cylinder": post.observation.n_gal,
             "n_members_classifier": post.msigma["n_members"],
             "msigma_log_m": post.msigma["log_m"],
             "member_velocity_offset_kms": float(post.settings["member_velocity_offset_kms"][0]),
