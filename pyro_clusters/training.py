@@ -148,6 +148,57 @@ def _grads_finite(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
+def _scheduler(opt: torch.optim.Optimizer, config: TrainConfig):
+    """The learning-rate schedule of ``config`` (:attr:`TrainConfig.lr_schedule`)."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.max_epochs,
+                                                          eta_min=config.min_lr)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
+        threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
+
+
+def _train_epoch(model: torch.nn.Module, loss_fn: Callable, batches: Iterable,
+                 opt: torch.optim.Optimizer, config: TrainConfig,
+                 note: Callable[[str], None]) -> tuple[float, int]:
+    """One pass of optimiser steps; a step with a non-finite loss or gradient is skipped.
+
+    Returns:
+        (the mean loss of the steps taken, the number skipped).
+
+    Raises:
+        FloatingPointError: ``config.max_bad_steps`` non-finite steps in a row.
+    """
+    model.train()
+    total, count, skipped, bad_run = 0.0, 0, 0, 0
+    for batch in batches:
+        opt.zero_grad(set_to_none=True)
+        with config.autocast():
+            loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            ok = False
+        else:
+            loss.backward()
+            ok = _grads_finite(model)
+        if not ok:
+            skipped += 1
+            bad_run += 1
+            opt.zero_grad(set_to_none=True)
+            note("non-finite loss or gradient, step skipped")
+            if bad_run >= config.max_bad_steps:
+                raise FloatingPointError(
+                    f"{bad_run} consecutive training steps had a non-finite loss or "
+                    "gradient; check the inputs for NaN/inf or lower the learning rate")
+            continue
+        bad_run = 0
+        if config.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        opt.step()
+        total += float(loss.detach())
+        count += 1
+    return total / max(count, 1), skipped
+
+
 def train_model(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.nn.Module, object], torch.Tensor],
@@ -179,13 +230,7 @@ def train_model(
     """
     t_start = time.perf_counter()
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    if config.lr_schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.max_epochs,
-                                                           eta_min=config.min_lr)
-    else:
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=config.lr_decay_factor, patience=config.lr_decay_patience,
-            threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
+    sched = _scheduler(opt, config)
     rng = np.random.default_rng(config.seed)
     start_epoch, best_val, best_epoch, bad_epochs = 0, float("inf"), -1, 0
     best_state = copy.deepcopy(model.state_dict())
@@ -209,38 +254,12 @@ def train_model(
         if stopped_early:
             break
         t0 = time.perf_counter()
-        model.train()
-        total, count, skipped, bad_run = 0.0, 0, 0, 0
-        for batch in train_batches(rng):
-            opt.zero_grad(set_to_none=True)
-            with config.autocast():
-                loss = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                ok = False
-            else:
-                loss.backward()
-                ok = _grads_finite(model)
-            if not ok:
-                skipped += 1
-                bad_run += 1
-                opt.zero_grad(set_to_none=True)
-                bar.write(f"epoch {epoch}: non-finite loss or gradient, step skipped")
-                if bad_run >= config.max_bad_steps:
-                    raise FloatingPointError(
-                        f"{bad_run} consecutive training steps had a non-finite loss or "
-                        "gradient; check the inputs for NaN/inf or lower the learning rate")
-                continue
-            bad_run = 0
-            if config.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            opt.step()
-            total += float(loss.detach())
-            count += 1
+        train_loss, skipped = _train_epoch(model, loss_fn, train_batches(rng), opt, config,
+                                           lambda text, e=epoch: bar.write(f"epoch {e}: {text}"))
         model.eval()
         with torch.no_grad():
             vals = [float(loss_fn(model, b)) for b in val_batches]
         val = float(np.average(vals, weights=val_weights)) if vals else float("nan")
-        train_loss = total / max(count, 1)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val,
                         "seconds": time.perf_counter() - t0, "skipped_steps": skipped,
                         "lr": opt.param_groups[0]["lr"]})
