@@ -1,5 +1,6 @@
 """Every experiment runs end to end at a tiny size."""
 
+import csv
 import json
 from dataclasses import replace
 
@@ -355,3 +356,24 @@ def test_amortised_experiment_end_to_end(tmp_path):
     obs = observe_field(table, 150.0, 2.0, 0.05, 1.6, 2200.0)
     post = infer_cluster(obs, model, n_draws=200)
     assert not any("redshift" in w for w in post.warnings)
+
+
+def test_realdata_validation_end_to_end(tmp_path):
+    """The shipped manifest (Shapley survey + two HeCS clusters) through one model."""
+    from experiments import realdata
+
+    assert realdata.main(["--models", "default", "--draws", "300", "--no-progress",
+                          "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    s = m["summary"]["default"]
+    assert set(s) == {"X-ray (MCXC)", "SZ (PSZ2)", "caustic (HeCS)"}
+    assert s["SZ (PSZ2)"]["n"] == 7 and s["caustic (HeCS)"]["n"] == 2
+    assert s["X-ray (MCXC)"]["n"] == 17  # 15 Shapley clusters with a posterior + 2 HeCS
+    assert abs(s["SZ (PSZ2)"]["mean_offset_dex"]) < 0.2
+    assert "MCXCJ1329.8-3310" in s["X-ray (MCXC)"]["far"]  # a neighbour in its cylinder
+    with open(tmp_path / "validation.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["status"] for r in rows} == {"ok", "skipped"}
+    assert (tmp_path / "figures" / "validation.png").stat().st_size > 10_000
+    assert realdata.main(["--manifest", str(tmp_path / "none.json"), "--out",
+                          str(tmp_path / "x")]) == 2
