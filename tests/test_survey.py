@@ -173,3 +173,26 @@ def test_leakage_is_each_clusters_own():
     each = info["zero_weight_fraction_per_cluster"]
     assert each[0] == 0.0 and each[1] == pytest.approx(0.5, abs=0.03)  # half above 15.5
     assert info["zero_weight_fraction"] == pytest.approx(each.mean())
+
+
+def test_a_listed_neighbour_in_the_cylinder_is_named(survey):
+    """A second centre 0.8 h^-1 Mpc from cluster 0 at its redshift: both name each other;
+    one 3 h^-1 Mpc away, or 4000 km/s behind, is not named."""
+    from pyro_clusters.cosmology import C_KMS, angular_diameter_distance
+    from pyro_clusters.realfield.survey import Centres, neighbour_warnings
+
+    _, table, centres, model = survey
+    z = float(centres.z[0])
+    step = np.rad2deg(1.0 / float(angular_diameter_distance(z)))  # deg per h^-1 Mpc
+    dec0 = float(centres.dec[0])
+    ra = np.array([centres.ra[0], centres.ra[0], centres.ra[0], centres.ra[0]])
+    dec = np.array([dec0, dec0 + 0.8 * step, dec0 - 3.0 * step, dec0 - 0.5 * step])
+    zs = np.array([z, z, z, z + 4000.0 * (1 + z) / C_KMS])
+    c = Centres(np.array(["main", "near", "far", "behind"]), ra, dec, zs, centres.columns)
+    t = model.trained_on
+    w = neighbour_warnings(c, 0, t["aperture"], t["v_cut"])
+    assert len(w) == 1 and "near at R = 0.80" in w[0]
+    assert any("main" in m for m in neighbour_warnings(c, 1, t["aperture"], t["v_cut"]))
+    res = infer_survey(table, c, model, n_draws=200, seed=0, progress=False)
+    assert "another listed cluster lies in the cylinder: near" in res.rows[0]["warnings"]
+    assert res.posteriors[0].summary["warnings"] == res.warnings[0]
