@@ -196,3 +196,32 @@ def test_a_listed_neighbour_in_the_cylinder_is_named(survey):
     res = infer_survey(table, c, model, n_draws=200, seed=0, progress=False)
     assert "another listed cluster lies in the cylinder: near" in res.rows[0]["warnings"]
     assert res.posteriors[0].summary["warnings"] == res.warnings[0]
+
+
+def test_a_cluster_outside_the_prior_fails_alone_not_its_group():
+    """One cluster of a prior group whose posterior lies beyond the prior range is skipped with
+    its reason; the others of the group still get their draws."""
+    from types import SimpleNamespace
+
+    from pyro_clusters.estimators.base import Estimator
+    from pyro_clusters.realfield.inference import sample_posteriors
+
+    class Fixed(Estimator):
+        name = "fixed_test_outside"
+
+        def _fit(self, splits):
+            pass
+
+        def sample(self, clusters, n, rng):
+            centres = np.array([14.0, 17.0, 14.5])[np.asarray(clusters.clusters["i"])]
+            return centres[:, None] + 0.05 * rng.standard_normal((len(clusters), n))
+
+    cs = simulate_selected(3, FlatLogMassPrior(14.2, 14.4), SimulatorConfig(),
+                           np.random.default_rng(0))[0]
+    cs.clusters["i"] = np.arange(3)
+    model = SimpleNamespace(trained_on={"prior_range": [13.5, 15.5]}, npe=Fixed())
+    draws, leakage, failed = sample_posteriors(cs, np.full(3, 0.117), model, 200, "flat",
+                                               np.random.default_rng(1))
+    assert list(failed) == [1] and "entirely outside" in failed[1]
+    assert np.isfinite(draws[[0, 2]]).all() and np.isnan(draws[1]).all()
+    assert np.all((draws[[0, 2]] >= 13.5) & (draws[[0, 2]] <= 15.5))

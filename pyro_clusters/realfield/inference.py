@@ -43,7 +43,7 @@ import numpy as np
 from pyro_clusters import defaults
 from pyro_clusters.cosmology import get_cosmology
 from pyro_clusters.data.clusters import ClusterSet
-from pyro_clusters.realfield.mismatch import cluster_warnings
+from pyro_clusters.realfield.mismatch import cluster_warnings, prior_range
 from pyro_clusters.realfield.redshift import RefinedRedshift, member_velocity_offset
 from pyro_clusters.realfield.table import FieldObservation, ObservationError
 
@@ -140,11 +140,6 @@ def _check_options(prior: str, n_draws: int) -> None:
         raise ObservationError("need at least 2 draws")
 
 
-def _prior_range(trained_on: dict) -> tuple[float, float]:
-    lo, hi = trained_on.get("prior_range", trained_on["log_m_range"])
-    return lo, hi
-
-
 def _n_min(trained_on: dict) -> int:
     return int(trained_on.get("n_min", defaults.N_MIN))
 
@@ -175,7 +170,7 @@ def sample_posteriors(annotated: ClusterSet, z: np.ndarray, model, n_draws: int,
     from pyro_clusters.estimators.reweighted import PriorReweighted
     from pyro_clusters.simulator.priors import HaloMassFunctionSampler
 
-    lo, hi = _prior_range(model.trained_on)
+    lo, hi = prior_range(model.trained_on)
     keys = np.round(np.asarray(z) / HMF_Z_STEP) if prior == "hmf" else np.zeros(len(annotated))
     draws = np.full((len(annotated), n_draws), np.nan)
     leakage = np.zeros(len(annotated))
@@ -188,26 +183,30 @@ def sample_posteriors(annotated: ClusterSet, z: np.ndarray, model, n_draws: int,
             def new_prior(x):
                 return ((x >= lo) & (x <= hi)).astype(np.float64)
         est = PriorReweighted(model.npe, new_prior, oversample=OVERSAMPLE)
-        parts = [group]
-        try:
+        try:  # the whole group at once
             res = est.sample_with_info(annotated.select(group), n_draws, rng)
-        except ValueError:  # some cluster of the group lies outside the prior: one at a time
-            parts = [[g] for g in group]
+        except ValueError as err:
+            if len(group) == 1:
+                failed[int(group[0])] = _outside(lo, hi, err)
+                continue
         else:
             draws[group] = res.draws
             leakage[group] = res.info["zero_weight_fraction_per_cluster"]
             continue
-        for part in parts:
+        for g in group:  # a cluster of the group lies outside the prior: one at a time
             try:
-                res = est.sample_with_info(annotated.select(part), n_draws, rng)
+                res = est.sample_with_info(annotated.select([g]), n_draws, rng)
             except ValueError as err:
-                failed[part[0]] = (f"the posterior lies entirely outside the model's prior "
-                                   f"range [{lo}, {hi}] in log10 M ({err}): this cluster is "
-                                   "outside what the model was trained on")
+                failed[int(g)] = _outside(lo, hi, err)
                 continue
-            draws[part] = res.draws
-            leakage[part] = res.info["zero_weight_fraction_per_cluster"]
+            draws[g] = res.draws[0]
+            leakage[g] = res.info["zero_weight_fraction_per_cluster"][0]
     return draws, leakage, failed
+
+
+def _outside(lo: float, hi: float, err: Exception) -> str:
+    return (f"the posterior lies entirely outside the model's prior range [{lo}, {hi}] in "
+            f"log10 M ({err}): this cluster is outside what the model was trained on")
 
 
 def _annotate(observations: list[FieldObservation], model) -> tuple:
@@ -364,9 +363,8 @@ def infer_cluster(obs: FieldObservation, model, n_draws: int = 4000, seed: int =
                                               n_subsamples, refined)
     if isinstance(post, ObservationError):
         raise post
-    post.settings["seed"] = seed
+    post.settings["seed"] = seed  # the summary holds this settings dict, not a copy
     post.settings["notes"] = notes + post.settings["notes"]
-    post.summary = posterior_summary(post, model)
     return post
 
 
@@ -388,8 +386,10 @@ def _subsampled(obs, model, n_draws, rng, prior, subsample, n_subsamples, refine
                             applied), "subsample": subsample, "n_subsamples": n_subsamples}
     warn = cluster_warnings(obs, model.trained_on, draws, float(leakage.mean()),
                             None if applied else offset, subsample)
-    return ClusterPosterior(obs, annotated.galaxies["p_member"].astype(np.float64), draws,
+    post = ClusterPosterior(obs, annotated.galaxies["p_member"].astype(np.float64), draws,
                             msig[0], warn, settings)
+    post.summary = posterior_summary(post, model)
+    return post
 
 
 def posterior_summary(post: ClusterPosterior, model) -> dict:

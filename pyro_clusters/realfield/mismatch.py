@@ -17,7 +17,7 @@ from pyro_clusters.realfield.table import FieldObservation
 
 __all__ = ["DZ_ABS", "DZ_REL", "LEAKAGE_WARN", "VELOCITY_OFFSET_SIGMA", "VELOCITY_OFFSET_WARN",
            "cluster_warnings", "edge_warning", "leakage_warning", "mismatch_warnings",
-           "velocity_offset_warning"]
+           "prior_range", "velocity_offset_warning"]
 
 #: |z - z_train| above max(DZ_ABS, DZ_REL * z_train) is reported as a redshift mismatch.
 DZ_ABS, DZ_REL = 0.02, 0.2
@@ -30,6 +30,16 @@ LEAKAGE_WARN = 0.05
 #: in 1), so the threshold is 300 km/s: rare on a correct redshift, while a 300 km/s error
 #: lowers the mass by ~0.1 dex.
 VELOCITY_OFFSET_WARN, VELOCITY_OFFSET_SIGMA = 300.0, 3.0
+
+
+def prior_range(trained_on: dict) -> tuple[float, float]:
+    """The training prior's range of a bundle's ``trained_on``, log10(M200c / h^-1 Msun).
+
+    Bundles saved before the prior range was recorded give their clusters' mass range.
+    """
+    lo, hi = trained_on["prior_range"] if "prior_range" in trained_on \
+        else trained_on["log_m_range"]
+    return lo, hi
 
 
 def velocity_offset_warning(offset: float, error: float, z: float) -> str | None:
@@ -151,7 +161,7 @@ def cluster_warnings(obs: FieldObservation, trained_on: dict, draws: np.ndarray,
             redshift; None when the redshift was moved to the members (``--refine-z``).
         n_used: galaxies per posterior after subsampling (default: all of the cylinder's).
     """
-    lo_hi = tuple(trained_on.get("prior_range", trained_on["log_m_range"]))
+    lo_hi = prior_range(trained_on)
     out = mismatch_warnings(obs, trained_on, n_used)
     checks = [velocity_offset_warning(*offset, obs.center[2]) if offset is not None else None,
               edge_warning(draws, lo_hi), leakage_warning(leakage, lo_hi)]

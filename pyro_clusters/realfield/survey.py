@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,7 @@ class Centres:
         z: cluster redshift, (n,).
         columns: role -> column used.
         source: file name.
+        table: the table as read (its other columns, e.g. published masses), or None.
     """
 
     name: np.ndarray
@@ -78,6 +80,7 @@ class Centres:
     z: np.ndarray
     columns: dict[str, str]
     source: str = ""
+    table: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.name)
@@ -116,7 +119,7 @@ def read_centres(path: str | os.PathLike, name: str | None = None, ra: str | Non
         cols["name"] = name_col
     ra = values["ra"]
     ra = np.where((ra >= -180.0) & (ra <= 360.0), ra % 360.0, ra)  # others: skipped, reason
-    return Centres(labels, ra, values["dec"], values["z"], cols, str(path))
+    return Centres(labels, ra, values["dec"], values["z"], cols, str(path), table)
 
 
 def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -230,6 +233,7 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
             continue
         theta = np.rad2deg(np.arctan(aperture / float(angular_diameter_distance(z))))
         cones.append((i, index.cone(ra, dec, 1.02 * theta)))
+    unit = _unit_vectors(centres.ra, centres.dec)  # NaN rows stay NaN and are left out
     with tqdm(total=len(centres), unit="cluster", desc="clusters", disable=not progress) as bar:
         bar.update(len(centres) - len(cones))
         for start in range(0, len(cones), batch_size):
@@ -261,7 +265,7 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                 if isinstance(post, ObservationError):
                     rows[i] = _skipped(rows[i], _reason(post))
                     continue
-                post.warnings.extend(neighbour_warnings(centres, i, aperture, v_cut))
+                post.warnings.extend(neighbour_warnings(centres, i, aperture, v_cut, unit))
                 posts[i] = post
                 rows[i] = {**rows[i], **_row(post)}
             bar.update(len(batch))
@@ -279,7 +283,8 @@ def infer_survey(table: RedshiftTable, centres: Centres, model, n_draws: int = 1
                         posteriors=ok)
 
 
-def neighbour_warnings(centres: Centres, i: int, aperture: float, v_cut: float) -> list[str]:
+def neighbour_warnings(centres: Centres, i: int, aperture: float, v_cut: float,
+                       unit: np.ndarray | None = None) -> list[str]:
     """Warnings naming the other listed clusters inside cluster ``i``'s cylinder.
 
     A centre j is inside when its projected distance at cluster i's redshift is within the
@@ -294,6 +299,8 @@ def neighbour_warnings(centres: Centres, i: int, aperture: float, v_cut: float) 
         i: the cluster.
         aperture: R_ap [physical h^-1 Mpc].
         v_cut: half-width of the velocity window [km/s].
+        unit: the centres' unit vectors on the sky, (n, 3), when the caller has them (a
+            survey computes them once for all its clusters).
     """
     from pyro_clusters.cosmology import C_KMS
 
@@ -302,9 +309,9 @@ def neighbour_warnings(centres: Centres, i: int, aperture: float, v_cut: float) 
     ok[i] = False
     if not ok.any() or not np.isfinite(z_i):
         return []
-    u = _unit_vectors(centres.ra[ok], centres.dec[ok])
-    u_i = _unit_vectors(np.array([centres.ra[i]]), np.array([centres.dec[i]]))[0]
-    theta = np.arccos(np.clip(u @ u_i, -1.0, 1.0))
+    if unit is None:
+        unit = _unit_vectors(centres.ra, centres.dec)
+    theta = np.arccos(np.clip(unit[ok] @ unit[i], -1.0, 1.0))
     r = float(angular_diameter_distance(z_i)) * np.tan(np.minimum(theta, 1.0))
     dv = C_KMS * (centres.z[ok] - z_i) / (1.0 + z_i)
     inside = (r <= aperture) & (np.abs(dv) <= v_cut)

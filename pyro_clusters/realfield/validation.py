@@ -51,7 +51,6 @@ from pyro_clusters.realfield.survey import infer_survey, read_centres
 from pyro_clusters.realfield.table import (
     ObservationError,
     numeric_column,
-    read_ascii_table,
     read_redshift_table,
 )
 
@@ -210,7 +209,7 @@ def validate(manifest: Manifest, model, n_draws: int = 2000, seed: int = 0,
         table = read_redshift_table(manifest.root / f["galaxies"], f.get("ra_col"),
                                     f.get("dec_col"), f.get("z_col"), f.get("cz_col"))
         centres = read_centres(manifest.root / f["centres"])
-        raw = read_ascii_table(manifest.root / f["centres"], "centres table")
+        raw = centres.table
         keep = np.arange(len(centres))
         if f.get("clusters"):
             wanted = list(f["clusters"])
